@@ -1,0 +1,162 @@
+"""Typed exceptions and warnings raised by coevidence.
+
+Every error a user can trigger subclasses :class:`CoevidenceError` *and* the builtin a caller
+would already catch, so ``except ValueError`` keeps working. Warnings subclass
+:class:`CoevidenceWarning`, so they can be filtered precisely::
+
+    CoevidenceError
+    ├── StudyValidationError(ValueError)      bad study data; carries ``failures``
+    ├── MeasureError(ValueError)              bad measure definition or responses; ``failures``
+    ├── ModelSpecificationError(ValueError)   a model the chosen engine cannot fit exactly
+    ├── ConvergenceFailure(RuntimeError)      no optimizer attempt produced a usable fit
+    └── MissingExtraError(ImportError)        an optional extra is needed (names the extra)
+
+    CoevidenceWarning(UserWarning)
+    ├── FitWarning                            non-convergence, singular fit, Hessian problems
+    │   └── BoundaryFitWarning                a variance at 0 or a correlation at ±1
+    ├── FewClustersWarning                    cluster-robust inference with few clusters
+    ├── MissingDataWarning                    rows dropped (the count is in the message)
+    ├── PluginLoadWarning                     a measure plugin failed to load
+    └── UnverifiedMeasureWarning              a built-in definition not yet checked against its paper
+
+Examples
+--------
+>>> from coevidence.exceptions import StudyValidationError
+>>> issubclass(StudyValidationError, ValueError)
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "BoundaryFitWarning",
+    "CoevidenceError",
+    "CoevidenceWarning",
+    "ConvergenceFailure",
+    "FAILURE_COLUMNS",
+    "FewClustersWarning",
+    "FitWarning",
+    "MeasureError",
+    "MissingDataWarning",
+    "MissingExtraError",
+    "ModelSpecificationError",
+    "PluginLoadWarning",
+    "StudyValidationError",
+    "UnverifiedMeasureWarning",
+]
+
+#: Columns of every ``failures`` frame: where the problem is and which rule it broke.
+FAILURE_COLUMNS = ("table", "row", "column", "value", "rule")
+
+#: How many failures an error message lists before summarising the rest as a count.
+MESSAGE_CAP = 20
+
+
+class CoevidenceError(Exception):
+    """Base class of every error raised by coevidence."""
+
+
+class _FailuresError(CoevidenceError, ValueError):
+    """An error that carries every problem found, as a frame with :data:`FAILURE_COLUMNS`."""
+
+    def __init__(self, failures: pd.DataFrame, what: str = "data") -> None:
+        import pandas as pd
+
+        failures = pd.DataFrame(failures).reindex(columns=list(FAILURE_COLUMNS))
+        self.failures: pd.DataFrame = failures.reset_index(drop=True)
+        n = len(self.failures)
+        lines = [f"{n} problem{'s' if n != 1 else ''} found in {what}:"]
+        for rec in self.failures.head(MESSAGE_CAP).itertuples(index=False):
+            row = "" if _isna(rec.row) else f" row {rec.row}"
+            col = "" if _isna(rec.column) else f", column {rec.column!r}"
+            val = "" if _isna(rec.value) else f", value {rec.value!r}"
+            lines.append(f"  - table {rec.table!r}{row}{col}{val}: {rec.rule}")
+        if n > MESSAGE_CAP:
+            lines.append(f"  ... and {n - MESSAGE_CAP} more (see the `failures` attribute)")
+        super().__init__("\n".join(lines))
+
+
+def _isna(value: object) -> bool:
+    try:
+        return value is None or bool(value != value)  # NaN is the only value unequal to itself
+    except (TypeError, ValueError):
+        return False
+
+
+class StudyValidationError(_FailuresError):
+    """Study data broke one or more rules.
+
+    Attributes
+    ----------
+    failures : pandas.DataFrame
+        One row per problem with columns ``table``, ``row``, ``column``, ``value`` and ``rule``.
+        ``row`` is the 0-based position in the input table (or the record's position in a list).
+    """
+
+    def __init__(self, failures: pd.DataFrame, what: str = "study data") -> None:
+        super().__init__(failures, what)
+
+
+class MeasureError(_FailuresError):
+    """A measure definition or a table of item responses broke one or more rules."""
+
+    def __init__(self, failures: pd.DataFrame, what: str = "item responses") -> None:
+        super().__init__(failures, what)
+
+
+class ModelSpecificationError(CoevidenceError, ValueError):
+    """The requested model cannot be fitted exactly as specified (by this engine)."""
+
+
+class ConvergenceFailure(CoevidenceError, RuntimeError):
+    """No optimizer attempt produced a usable fit; ``attempts`` lists what was tried."""
+
+    def __init__(self, message: str, attempts: object = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class MissingExtraError(CoevidenceError, ImportError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+    def __init__(self, package: str, extra: str, purpose: str = "") -> None:
+        what = f" to {purpose}" if purpose else ""
+        super().__init__(
+            f"The optional package {package!r} is needed{what}. "
+            f"Install it with: pip install 'coevidence[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class CoevidenceWarning(UserWarning):
+    """Base class of every warning issued by coevidence."""
+
+
+class FitWarning(CoevidenceWarning):
+    """A fit finished but is not trustworthy as is; details are in ``result.diagnostics``."""
+
+
+class BoundaryFitWarning(FitWarning):
+    """A variance component is at zero or a correlation at ±1 (a singular fit)."""
+
+
+class FewClustersWarning(CoevidenceWarning):
+    """Cluster-robust inference with few clusters; consider CR2 or a wild bootstrap."""
+
+
+class MissingDataWarning(CoevidenceWarning):
+    """Rows were dropped because of missing values; the message gives the count."""
+
+
+class PluginLoadWarning(CoevidenceWarning):
+    """A measure plugin registered through an entry point failed to load."""
+
+
+class UnverifiedMeasureWarning(CoevidenceWarning):
+    """A built-in measure definition has not been verified against its source paper."""

@@ -1,0 +1,1 @@
+"""coevidence.models"""

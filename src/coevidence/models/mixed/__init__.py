@@ -1,0 +1,1 @@
+"""Mixed (multilevel) models: lme4-style formulas, growth models, engines."""
