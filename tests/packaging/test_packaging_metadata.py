@@ -1,0 +1,127 @@
+"""The installed distribution matches the source: version, typing marker, CLI, public names."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import importlib.resources
+import json
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import coevidence
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+#: Heavy libraries that ``import coevidence`` must not pull in (the public API is lazy).
+HEAVY = ("statsmodels", "matplotlib", "linearmodels", "scipy", "pyarrow", "dask")
+
+
+def test_installed_version_matches_package():
+    """importlib.metadata and coevidence.__version__ agree, and both match pyproject.toml."""
+    assert md.version("coevidence") == coevidence.__version__ == PYPROJECT["project"]["version"]
+
+
+def test_py_typed_marker_present():
+    """The PEP 561 marker sits next to the package's __init__.py."""
+    assert importlib.resources.files("coevidence").joinpath("py.typed").is_file()
+
+
+def test_console_script_declared_and_runs():
+    """`coevidence` is a console script pointing at coevidence.cli:main, and --version works."""
+    scripts = {ep.name: ep for ep in md.entry_points(group="console_scripts")}
+    assert "coevidence" in scripts
+    assert scripts["coevidence"].value == "coevidence.cli:main"
+    assert PYPROJECT["project"]["scripts"]["coevidence"] == "coevidence.cli:main"
+    out = subprocess.run(
+        [sys.executable, "-c", "from coevidence.cli import main; main(['--version'])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"coevidence {coevidence.__version__}"
+
+
+def test_extras_declared():
+    """The extras promised in the README and issue 2 exist in the installed metadata."""
+    extras = set(md.metadata("coevidence").get_all("Provides-Extra") or ())
+    assert {"io", "dask", "testing", "docs", "test", "all"} <= extras
+
+
+def _module_importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        # only "this module is not written yet" counts; a broken import inside it is a failure
+        if exc.name is not None and module.startswith(exc.name):
+            return False
+        raise
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(coevidence._LAZY))
+def test_public_name_resolves(name):
+    """Every lazily exported name is defined in the module `_LAZY` says (once that module exists).
+
+    Names whose module is still being written are reported as xfail(strict=False) for now; at
+    integration this becomes strict.
+    """
+    module = coevidence._LAZY[name]
+    if not _module_importable(module):
+        pytest.xfail(f"{module} not written yet")
+    if not hasattr(importlib.import_module(module), name):
+        pytest.xfail(f"{module}.{name} not written yet")
+    obj = getattr(coevidence, name)
+    assert obj is getattr(importlib.import_module(module), name)
+    assert name in coevidence.__all__
+    assert obj.__doc__, f"coevidence.{name} has no docstring"
+
+
+def test_all_is_sorted_and_unique():
+    """__all__ lists every lazy name plus __version__, once each, sorted."""
+    assert coevidence.__all__ == sorted(set(coevidence.__all__))
+    assert set(coevidence.__all__) == set(coevidence._LAZY) | {"__version__"}
+
+
+def test_unknown_attribute_raises():
+    """A misspelt public name is an AttributeError naming it, not a silent None."""
+    with pytest.raises(AttributeError, match="fit_mixd"):
+        coevidence.fit_mixd  # noqa: B018
+
+
+def test_import_is_lazy():
+    """`import coevidence` imports none of the heavy scientific libraries."""
+    code = (
+        "import json, sys; import coevidence; "
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_wheel_contents(tmp_path):
+    """A wheel built from the source tree ships py.typed, the licence and no tests."""
+    pytest.importorskip("hatchling", reason="hatchling is in the `test` extra")
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("coevidence-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "coevidence/py.typed" in names
+    assert "coevidence/__init__.py" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert not any(n.startswith("tests/") for n in names)
+    entry_points = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    )
+    assert b"coevidence = coevidence.cli:main" in entry_points
