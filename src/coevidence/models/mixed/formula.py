@@ -1,0 +1,455 @@
+"""lme4-style formulas -> :class:`~coevidence.models.mixed._engine.MixedProblem`.
+
+Supported syntax (as in lme4)::
+
+    y ~ fixed + (1 + time | g)          correlated intercept and slope per g
+    y ~ fixed + (time | g)              the same (the intercept is implicit)
+    y ~ fixed + (0 + time | g)          slope only
+    y ~ fixed + (1 | a/b)               nested: (1 | a) + (1 | b:a), inner ids made unique
+    y ~ fixed + (1 | a:b)               one factor for each observed a x b combination
+    y ~ fixed + (1 | g) + (0 + time | g)   uncorrelated intercept and slope
+    y ~ fixed + (1 + time || g)         the same, written with ||
+
+The fixed part is expanded by :mod:`formulaic` with treatment contrasts; column names are
+rewritten the way R prints them (``(Intercept)``, ``sectorCatholic``, ``age_c:trtY``).
+
+Examples
+--------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0], "t": [0, 1, 0, 1, 0, 1],
+...                    "g": ["a", "a", "b", "b", "c", "c"]})
+>>> problem, info = build_problem("y ~ t + (1 | g)", df)
+>>> problem.fixed_names
+('(Intercept)', 't')
+>>> problem.terms[0].group, problem.terms[0].n_levels
+('g', 3)
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from coevidence.exceptions import MissingDataWarning, ModelSpecificationError
+from coevidence.models.mixed._engine import MixedProblem, RandomTerm
+
+__all__ = ["FormulaInfo", "RandomSpec", "build_problem", "parse_formula"]
+
+_WORD = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+@dataclass(frozen=True)
+class RandomSpec:
+    """One parsed random term before data are attached: ``(expr | factors)``."""
+
+    expr: str
+    factors: tuple[str, ...]  # one factor or an interaction a:b (inner first, as lme4 labels)
+    correlated: bool = True
+
+    @property
+    def group(self) -> str:
+        return ":".join(self.factors)
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """The pieces of an lme4 formula."""
+
+    outcome: str
+    fixed: str
+    random: tuple[RandomSpec, ...]
+
+
+@dataclass(frozen=True)
+class FormulaInfo:
+    """What :func:`build_problem` learned while building the problem (kept on the result).
+
+    Attributes
+    ----------
+    formula : the formula as given.
+    outcome : name of the outcome column.
+    fixed : the fixed-effects part (right-hand side without random terms).
+    random : parsed random terms (after ``/`` and ``||`` expansion, in problem order).
+    data : the rows actually used (a copy; categorical columns as coded for the fit).
+    n_input, n_dropped : rows given and rows dropped for missing values.
+    dropped_by_column : missing-value count per column among the used columns.
+    row_index : index labels (of the input) of the rows used.
+    fixed_spec : formulaic ``ModelSpec`` of the fixed part (for ``predict(newdata)``).
+    raw_fixed_names : formulaic column names, aligned with ``MixedProblem.fixed_names``.
+    group_columns : the input columns used as grouping factors.
+    """
+
+    formula: str
+    outcome: str
+    fixed: str
+    random: tuple[RandomSpec, ...]
+    data: pd.DataFrame = field(repr=False)
+    n_input: int = 0
+    n_dropped: int = 0
+    dropped_by_column: dict[str, int] = field(default_factory=dict)
+    row_index: pd.Index = field(default_factory=lambda: pd.RangeIndex(0), repr=False)
+    fixed_spec: Any = field(default=None, repr=False)
+    raw_fixed_names: tuple[str, ...] = ()
+    group_columns: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------
+# parsing
+# --------------------------------------------------------------------------------------
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` outside parentheses."""
+    parts, depth, cur, i = [], 0, [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if depth == 0 and text.startswith(sep, i):
+            parts.append("".join(cur))
+            cur = []
+            i += len(sep)
+            continue
+        cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def _strip_parens(text: str) -> str:
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(text):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and i < len(text) - 1:
+                return text
+        text = text[1:-1].strip()
+    return text
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4 formula into outcome, fixed part and expanded random terms.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"y ~ time * ta_model + (1 + time | org_id) + (1 | provider_id)"``.
+
+    Returns
+    -------
+    ParsedFormula
+
+    Examples
+    --------
+    >>> p = parse_formula("y ~ x + (1 | a/b)")
+    >>> p.fixed, [t.group for t in p.random]
+    ('x', ['a', 'b:a'])
+    """
+    if not isinstance(formula, str) or formula.count("~") != 1:
+        raise ModelSpecificationError(
+            f"formula must be a string 'outcome ~ terms' with exactly one '~'; got {formula!r}"
+        )
+    lhs, rhs = (s.strip() for s in formula.split("~"))
+    if not _WORD.fullmatch(lhs):
+        raise ModelSpecificationError(
+            f"the outcome (left of '~') must be a column name; got {lhs!r} in {formula!r}"
+        )
+    fixed_parts: list[str] = []
+    random: list[RandomSpec] = []
+    for raw in _split_top(rhs, "+"):
+        part = raw.strip()
+        if not part:
+            raise ModelSpecificationError(f"empty term in formula {formula!r}")
+        inner = _strip_parens(part) if part.startswith("(") else None
+        if inner is not None and "|" in inner and len(_split_top(inner, "|")) > 1:
+            random.extend(_parse_random(inner, formula))
+        else:
+            fixed_parts.append(part)
+    fixed = " + ".join(fixed_parts) if fixed_parts else "1"
+    if not random:
+        raise ModelSpecificationError(
+            f"formula {formula!r} has no random-effects term such as (1 | group); "
+            "use an ordinary regression for a model without random effects"
+        )
+    return ParsedFormula(outcome=lhs, fixed=fixed, random=tuple(random))
+
+
+def _parse_random(inner: str, formula: str) -> list[RandomSpec]:
+    double = "||" in inner
+    pieces = _split_top(inner, "||" if double else "|")
+    if len(pieces) != 2:
+        raise ModelSpecificationError(f"cannot read random term ({inner}) in {formula!r}")
+    expr, grp = pieces[0].strip(), pieces[1].strip()
+    if not expr:
+        raise ModelSpecificationError(f"random term ({inner}) has nothing left of '|'")
+    grp = grp.replace(" ", "")
+    if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*([/:][A-Za-z_.][A-Za-z0-9_.]*)*", grp):
+        raise ModelSpecificationError(
+            f"grouping factor {grp!r} in ({inner}) must be column names joined by '/' or ':'"
+        )
+    groups: list[tuple[str, ...]] = []
+    if "/" in grp:
+        if ":" in grp:
+            raise ModelSpecificationError(f"cannot mix '/' and ':' in grouping factor {grp!r}")
+        names = grp.split("/")
+        for k in range(1, len(names) + 1):
+            groups.append(tuple(reversed(names[:k])))  # lme4 labels the inner level b:a
+    else:
+        groups.append(tuple(grp.split(":")))
+    exprs = [expr]
+    if double:
+        exprs = _split_uncorrelated(expr)
+    return [
+        RandomSpec(expr=e, factors=g, correlated=not double) for g in groups for e in exprs
+    ]
+
+
+def _split_uncorrelated(expr: str) -> list[str]:
+    """``1 + a + b`` -> ``["1", "0 + a", "0 + b"]`` (lme4's ``||`` expansion)."""
+    terms = [t.strip() for t in _split_top(expr, "+") if t.strip()]
+    has_int = True
+    out: list[str] = []
+    for t in terms:
+        if t in ("0", "-1"):
+            has_int = False
+        elif t == "1":
+            continue
+        else:
+            out.append(f"0 + {t}")
+    return (["1"] if has_int else []) + out
+
+
+# --------------------------------------------------------------------------------------
+# building the problem
+# --------------------------------------------------------------------------------------
+
+
+def _variables(expr: str, data: pd.DataFrame) -> list[str]:
+    from formulaic import Formula
+
+    try:
+        req = Formula(expr).required_variables
+    except Exception as exc:  # noqa: BLE001 - formulaic raises many types
+        raise ModelSpecificationError(f"cannot parse formula part {expr!r}: {exc}") from exc
+    names = sorted(str(v) for v in req)
+    return [n for n in names if n in data.columns or not _is_builtin(n)]
+
+
+def _is_builtin(name: str) -> bool:
+    return name in {"C", "I", "np", "log", "exp", "sqrt", "center", "scale", "poly", "bs",
+                    "Treatment", "Sum", "contr", "lag", "abs", "True", "False", "None"}
+
+
+def _r_name(raw: str, order: dict[str, int]) -> str:
+    if raw == "Intercept":
+        return "(Intercept)"
+    parts = raw.split(":")
+    keyed = []
+    for i, p in enumerate(parts):
+        m = re.fullmatch(r"(.*)\[T\.(.*)\]", p)
+        var = m.group(1) if m else p
+        name = f"{m.group(1)}{m.group(2)}" if m else p
+        keyed.append((order.get(var, 10_000 + i), i, name))
+    return ":".join(n for *_, n in sorted(keyed))
+
+
+def _first_positions(rhs: str, names: list[str]) -> dict[str, int]:
+    pos = {}
+    for n in names:
+        m = re.search(rf"(?<![A-Za-z0-9_.]){re.escape(n)}(?![A-Za-z0-9_.])", rhs)
+        pos[n] = m.start() if m else 10_000
+    return pos
+
+
+def _prepare(data: pd.DataFrame) -> pd.DataFrame:
+    """Strings/booleans/objects become categoricals (R's alphabetical levels) in a copy."""
+    out = data.copy()
+    for col in out.columns:
+        s = out[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            out[col] = s.cat.remove_unused_categories()
+        elif s.dtype == object or pd.api.types.is_string_dtype(s) or pd.api.types.is_bool_dtype(s):
+            out[col] = pd.Categorical(s)
+    return out
+
+
+def _group_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
+    if len(factors) == 1:
+        cat = pd.Categorical(data[factors[0]])
+        cat = cat.remove_unused_categories()
+        return np.asarray(cat.codes, dtype=np.int64), pd.Index(cat.categories, name=factors[0])
+    labels = data[list(factors)].astype(str).agg(":".join, axis=1)
+    # keep lme4's ordering: sort by the outer factors first, then the inner
+    keyframe = data[list(reversed(factors))].copy()
+    keyframe["_label"] = labels.to_numpy()
+    keyframe = keyframe.sort_values(list(reversed(factors)), kind="stable")
+    ordered = pd.Index(pd.unique(keyframe["_label"].to_numpy()), name=":".join(factors))
+    codes = ordered.get_indexer(labels.to_numpy())
+    return codes.astype(np.int64), ordered
+
+
+def build_problem(
+    formula: str, data: pd.DataFrame, reml: bool = True
+) -> tuple[MixedProblem, FormulaInfo]:
+    """Build the :class:`MixedProblem` for an lme4-style ``formula`` on ``data``.
+
+    Rows with a missing outcome, covariate or grouping id are dropped; the count is given in a
+    :class:`~coevidence.exceptions.MissingDataWarning` and in ``info.n_dropped``. ``data`` is
+    never modified.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax, see the module docstring.
+    data : pandas.DataFrame
+        One row per observation. Character and boolean columns are treated as factors with
+        alphabetically ordered levels (as R does); pass a pandas ``Categorical`` to choose the
+        reference level (its first category).
+    reml : bool, default True
+        Stored on the problem: REML (True) or maximum likelihood.
+
+    Returns
+    -------
+    problem : MixedProblem
+        Random terms ordered as lme4 orders them (decreasing number of levels, stable).
+    info : FormulaInfo
+
+    Raises
+    ------
+    ModelSpecificationError
+        Unreadable formula, unknown columns, a rank-deficient fixed-effects matrix, or no rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1.0, 2.0, 2.5, 4.0], "g": [1, 1, 2, 2], "x": [0, 1, 0, 1]})
+    >>> problem, info = build_problem("y ~ x + (1 | g)", df)
+    >>> problem.X.shape, info.n_dropped
+    ((4, 2), 0)
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    parsed = parse_formula(formula)
+    fixed_vars = _variables(parsed.fixed, data)
+    rand_vars: list[str] = []
+    group_cols: list[str] = []
+    for spec in parsed.random:
+        rand_vars += _variables(spec.expr, data)
+        group_cols += [f for f in spec.factors if f not in group_cols]
+    used = list(dict.fromkeys([parsed.outcome, *fixed_vars, *rand_vars, *group_cols]))
+    missing_cols = [c for c in used if c not in data.columns]
+    if missing_cols:
+        raise ModelSpecificationError(
+            f"formula {formula!r} uses column(s) {missing_cols} not in the data; "
+            f"available: {list(data.columns)}"
+        )
+    y_raw = data[parsed.outcome]
+    if not pd.api.types.is_numeric_dtype(y_raw) or pd.api.types.is_bool_dtype(y_raw):
+        raise ModelSpecificationError(
+            f"outcome column {parsed.outcome!r} must be numeric; it has dtype {y_raw.dtype}"
+        )
+    na = data[used].isna()
+    dropped_by_column = {c: int(v) for c, v in na.sum().items() if v}
+    keep = ~na.any(axis=1).to_numpy()
+    n_dropped = int((~keep).sum())
+    if n_dropped:
+        detail = ", ".join(f"{c}: {n}" for c, n in dropped_by_column.items())
+        warnings.warn(
+            f"{n_dropped} of {len(data)} rows dropped for missing values ({detail}); "
+            f"{int(keep.sum())} rows used",
+            MissingDataWarning,
+            stacklevel=2,
+        )
+    if keep.sum() == 0:
+        raise ModelSpecificationError("no complete rows left after dropping missing values")
+    sub = _prepare(data.loc[keep, used])
+    y = sub[parsed.outcome].to_numpy(dtype=float)
+    X, raw_names, spec = _fixed_matrix(parsed.fixed, sub, formula)
+    rhs = formula.split("~", 1)[1]
+    order = _first_positions(rhs, list(data.columns))
+    fixed_names = tuple(_r_name(n, order) for n in raw_names)
+    terms = [_random_term(s, sub, formula) for s in parsed.random]
+    idx = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)
+    terms = [terms[i] for i in idx]
+    random = tuple(parsed.random[i] for i in idx)
+    problem = MixedProblem(y=y, X=X, fixed_names=fixed_names, terms=tuple(terms), reml=bool(reml))
+    info = FormulaInfo(
+        formula=formula,
+        outcome=parsed.outcome,
+        fixed=parsed.fixed,
+        random=random,
+        data=sub,
+        n_input=len(data),
+        n_dropped=n_dropped,
+        dropped_by_column=dropped_by_column,
+        row_index=data.index[keep],
+        fixed_spec=spec,
+        raw_fixed_names=tuple(raw_names),
+        group_columns=tuple(group_cols),
+    )
+    return problem, info
+
+
+def _fixed_matrix(fixed: str, sub: pd.DataFrame, formula: str):
+    from formulaic import model_matrix
+
+    try:
+        mm = model_matrix(fixed, sub, na_action="raise")
+    except Exception as exc:  # noqa: BLE001
+        raise ModelSpecificationError(
+            f"cannot build the fixed-effects matrix for {fixed!r} in {formula!r}: {exc}"
+        ) from exc
+    X = np.asarray(mm, dtype=float)
+    names = list(mm.columns)
+    if X.shape[1] == 0:
+        raise ModelSpecificationError(f"no fixed effects in {formula!r}; use at least '~ 1'")
+    rank = np.linalg.matrix_rank(X)
+    if rank < X.shape[1]:
+        raise ModelSpecificationError(
+            f"the fixed-effects matrix of {formula!r} is rank deficient (rank {rank} for "
+            f"{X.shape[1]} columns: {names}); remove collinear or empty terms"
+        )
+    return X, names, mm.model_spec
+
+
+def random_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Model matrix of a random-term expression (``"1 + time"``) with lme4 column names.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> Z, cols = random_matrix("1 + t", pd.DataFrame({"t": [0.0, 1.0]}))
+    >>> cols
+    ('(Intercept)', 't')
+    """
+    from formulaic import model_matrix
+
+    mm = model_matrix(expr, data, na_action="raise")
+    order = {c: i for i, c in enumerate(data.columns)}
+    names = tuple(_r_name(n, order) for n in mm.columns)
+    return np.asarray(mm, dtype=float), names
+
+
+def _random_term(spec: RandomSpec, sub: pd.DataFrame, formula: str) -> RandomTerm:
+    try:
+        Z, cols = random_matrix(spec.expr, sub)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelSpecificationError(
+            f"cannot build random term ({spec.expr} | {spec.group}) in {formula!r}: {exc}"
+        ) from exc
+    if Z.shape[1] == 0:
+        raise ModelSpecificationError(f"random term ({spec.expr} | {spec.group}) is empty")
+    codes, levels = _group_codes(sub, spec.factors)
+    correlated = spec.correlated and Z.shape[1] > 1
+    return RandomTerm(
+        group=spec.group, codes=codes, levels=levels, columns=cols, Z=Z, correlated=correlated
+    )
