@@ -1,0 +1,224 @@
+"""Read one table from the file a researcher already has: CSV/TSV, Parquet, Excel, Stata, SPSS.
+
+:func:`read_table` picks the reader from the file's extension and returns a plain
+:class:`pandas.DataFrame`. Formats other than CSV/TSV need the ``io`` extra
+(``pip install 'coevidence[io]'``); when its package is missing the error says so
+(:class:`~coevidence.exceptions.MissingExtraError`).
+
+Stata and SPSS files keep their metadata in ``DataFrame.attrs``:
+
+``attrs["value_labels"]``
+    ``{column: {code: label}}`` for every labelled column (SPSS codes are floats, Stata codes
+    integers, exactly as stored in the file).
+``attrs["column_labels"]``
+    ``{column: label}`` for every column that has a variable label.
+
+With ``apply_value_labels=True`` labelled columns become :class:`pandas.Categorical` columns
+whose categories are the labels, in code order; a code without a label becomes the category
+of its value written as text (``2.0`` → ``"2"``), as ``haven::as_factor()`` does in R.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from coevidence.exceptions import MissingExtraError
+
+__all__ = ["FileFormat", "SUFFIXES", "read_table"]
+
+FileFormat = Literal["csv", "tsv", "parquet", "excel", "xls", "stata", "spss"]
+
+#: File extension (lower case) -> format read by :func:`read_table`.
+SUFFIXES: dict[str, FileFormat] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".xls": "xls",
+    ".dta": "stata",
+    ".sav": "spss",
+    ".zsav": "spss",
+}
+
+#: Compression suffixes pandas understands for delimited text (``data.csv.gz``).
+_COMPRESSION = (".gz", ".bz2", ".xz", ".zip", ".zst")
+
+#: format -> (package to import, what it is needed for)
+_OPTIONAL: dict[str, tuple[str, str]] = {
+    "parquet": ("pyarrow", "read Parquet files"),
+    "excel": ("openpyxl", "read Excel .xlsx files"),
+    "xls": ("xlrd", "read legacy Excel .xls files"),
+    "stata": ("pyreadstat", "read Stata .dta files with their value labels"),
+    "spss": ("pyreadstat", "read SPSS .sav files with their value labels"),
+}
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    *,
+    sheet: str | int | None = None,
+    file_format: FileFormat | None = None,
+    apply_value_labels: bool = False,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Read one table from a CSV/TSV, Parquet, Excel, Stata ``.dta`` or SPSS ``.sav`` file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. Its extension chooses the reader: ``.csv``, ``.tsv``/``.tab`` (also
+        compressed, e.g. ``.csv.gz``), ``.parquet``/``.pq``, ``.xlsx``/``.xlsm``, ``.xls``,
+        ``.dta``, ``.sav``/``.zsav``.
+    sheet : str or int, optional
+        Excel only: the sheet name or 0-based position. Default: the first sheet.
+    file_format : {"csv", "tsv", "parquet", "excel", "xls", "stata", "spss"}, optional
+        Read the file as this format whatever its extension.
+    apply_value_labels : bool, default False
+        Stata/SPSS only: turn labelled columns into categoricals of their labels (see the
+        module notes). The labels are kept in ``attrs["value_labels"]`` either way.
+    **kwargs
+        Passed to the underlying reader: :func:`pandas.read_csv`,
+        :func:`pandas.read_parquet`, :func:`pandas.read_excel`, ``pyreadstat.read_dta`` or
+        ``pyreadstat.read_sav`` (e.g. ``usecols``, ``dtype``, ``user_missing=True``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every row of the file. SPSS numbers are always float64 (the format stores doubles);
+        SPSS user-defined missing values become NaN unless ``user_missing=True`` is passed.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The extension is not supported, ``sheet`` is given for a non-Excel file, or the
+        sheet does not exist (the message lists the sheets).
+    coevidence.exceptions.MissingExtraError
+        The package for this format is missing; the message names the ``io`` extra.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> from coevidence.data.readers import read_table
+    >>> tmp = pathlib.Path(tempfile.mkdtemp()) / "scores.csv"
+    >>> pd.DataFrame({"org_id": ["o1", "o2"], "wave": [1, 1]}).to_csv(tmp, index=False)
+    >>> read_table(tmp)
+      org_id  wave
+    0     o1     1
+    1     o2     1
+    """
+    path = Path(path)
+    fmt = file_format if file_format is not None else _format_of(path)
+    if fmt not in _OPTIONAL and fmt not in ("csv", "tsv"):
+        raise ValueError(
+            f"file_format must be one of {sorted({*SUFFIXES.values()})}; got {fmt!r}"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    if sheet is not None and fmt not in ("excel", "xls"):
+        raise ValueError(
+            f"sheet={sheet!r} only applies to Excel files; {str(path)!r} is read as {fmt}"
+        )
+    if apply_value_labels and fmt not in ("stata", "spss"):
+        raise ValueError(
+            "apply_value_labels=True only applies to Stata .dta and SPSS .sav files; "
+            f"{str(path)!r} is read as {fmt}"
+        )
+    if fmt in _OPTIONAL:
+        package, purpose = _OPTIONAL[fmt]
+        module = _require(package, purpose)
+
+    if fmt == "csv":
+        return pd.read_csv(path, **{"sep": ",", **kwargs})
+    if fmt == "tsv":
+        return pd.read_csv(path, **{"sep": "\t", **kwargs})
+    if fmt == "parquet":
+        return pd.read_parquet(path, engine="pyarrow", **kwargs)
+    if fmt in ("excel", "xls"):
+        engine = "openpyxl" if fmt == "excel" else "xlrd"
+        return _read_excel(path, sheet=sheet, engine=engine, **kwargs)
+    reader = module.read_dta if fmt == "stata" else module.read_sav
+    frame, meta = reader(str(path), **kwargs)
+    return _with_labels(frame, meta, apply=apply_value_labels)
+
+
+def _format_of(path: Path) -> FileFormat:
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in _COMPRESSION and suffixes[-2] in (".csv", ".tsv"):
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix not in SUFFIXES:
+        known = ", ".join(sorted(SUFFIXES))
+        raise ValueError(
+            f"Cannot tell the format of {str(path)!r} from its extension {suffix!r}; "
+            f"supported: {known} (or pass file_format=...)"
+        )
+    return SUFFIXES[suffix]
+
+
+def _require(package: str, purpose: str) -> Any:
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise MissingExtraError(package, "io", purpose) from exc
+
+
+def _read_excel(path: Path, *, sheet: str | int | None, engine: str, **kwargs: Any) -> pd.DataFrame:
+    sheet_name = 0 if sheet is None else sheet
+    with pd.ExcelFile(path, engine=engine) as book:
+        names = list(book.sheet_names)
+        if isinstance(sheet_name, str) and sheet_name not in names:
+            raise ValueError(f"{str(path)!r} has no sheet {sheet_name!r}; its sheets are {names}")
+        if isinstance(sheet_name, int) and not -len(names) <= sheet_name < len(names):
+            raise ValueError(
+                f"{str(path)!r} has {len(names)} sheet(s) {names}; sheet={sheet_name} is out of range"
+            )
+        return pd.read_excel(book, sheet_name=sheet_name, **kwargs)
+
+
+def _with_labels(frame: pd.DataFrame, meta: Any, *, apply: bool) -> pd.DataFrame:
+    value_labels = {
+        col: dict(labels) for col, labels in (meta.variable_value_labels or {}).items()
+    }
+    column_labels = {
+        col: label for col, label in (meta.column_names_to_labels or {}).items() if label
+    }
+    if apply:
+        frame = frame.assign(
+            **{
+                col: _labelled_categorical(frame[col], labels)
+                for col, labels in value_labels.items()
+                if col in frame.columns
+            }
+        )
+    frame.attrs["value_labels"] = value_labels
+    frame.attrs["column_labels"] = column_labels
+    return frame
+
+
+def _labelled_categorical(values: pd.Series, labels: Mapping[Any, str]) -> pd.Series:
+    """Codes -> categorical of labels in code order; unlabelled codes keep their value as text."""
+    observed = pd.unique(values.dropna())
+    codes = sorted({*labels, *observed.tolist()})
+    names = {code: labels.get(code, _code_text(code)) for code in codes}
+    categories = list(dict.fromkeys(names[c] for c in codes))
+    mapped = values.map(names)
+    return pd.Series(
+        pd.Categorical(mapped, categories=categories), index=values.index, name=values.name
+    )
+
+
+def _code_text(code: Any) -> str:
+    if isinstance(code, float) and code.is_integer():
+        return str(int(code))
+    return str(code)
