@@ -1,0 +1,398 @@
+"""The :class:`Study`: validated metadata records plus observation tables.
+
+Metadata (design, providers, organisations, respondents, engagements, measures) are pydantic
+records; observations (item responses and scores) are DataFrames checked against declared column
+specs. Every way in (:class:`Study`, :meth:`Study.from_frames`, :func:`read_study`) runs the same
+rules and reports every problem at once in one :class:`~coevidence.exceptions.StudyValidationError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ValidationError
+
+from coevidence.data._crosscheck import crosscheck
+from coevidence.data._rows import records_to_frame, validate_rows
+from coevidence.data.frames import empty_failures, failures_frame
+from coevidence.data.tables import (
+    ENGAGEMENT_PARTS,
+    METADATA_TABLES,
+    OBSERVATION_TABLES,
+    EngagementRow,
+)
+from coevidence.exceptions import StudyValidationError
+from coevidence.schemas.actors import Organization, Provider, Respondent
+from coevidence.schemas.design import StudyDesign
+from coevidence.schemas.engagement import Engagement
+from coevidence.schemas.measure import MeasureDefinition
+
+__all__ = ["Study"]
+
+MeasureLike = MeasureDefinition | Mapping[str, Any] | str
+
+
+def _record(table: str, model: type[BaseModel], data: Any, row: int | None,
+            failures: list[pd.DataFrame]) -> Any:
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = err.get("loc") or ()
+            col = ".".join(str(p) for p in loc) if loc else None
+            failures.append(failures_frame(table, [row], col, [err.get("input") if loc else None],
+                                           str(err["msg"])))
+        return None
+
+
+def _resolve_measure(m: MeasureLike) -> MeasureDefinition:
+    if isinstance(m, str):
+        from coevidence.measures.registry import get_measure
+
+        return get_measure(m)
+    return m if isinstance(m, MeasureDefinition) else MeasureDefinition.model_validate(m)
+
+
+class Study:
+    """A validated TA study.
+
+    Parameters
+    ----------
+    design : StudyDesign or dict
+        Arms, waves, randomisation unit and study window.
+    providers, organizations, respondents, engagements : sequences of records (or dicts)
+        The metadata. Engagements carry their encounter logs, phases, components, adaptations,
+        agreements and relationship ratings.
+    measures : sequence of MeasureDefinition, dict or registered measure id
+        The instruments observations refer to.
+    responses : DataFrame, optional
+        Item responses: ``respondent_id, measure_id, wave, item, value[, date]``.
+    scores : DataFrame, optional
+        Scores: ``unit_level, unit_id, measure_id, wave, value[, date]``.
+
+    Raises
+    ------
+    StudyValidationError
+        With every problem found (table, row, column, value, rule).
+
+    Notes
+    -----
+    Inputs are never modified; the study keeps its own copies. Records are immutable.
+
+    Examples
+    --------
+    >>> import coevidence as cv
+    >>> study = cv.load_example_study()
+    >>> study.n_units("organization") > 100
+    True
+    """
+
+    def __init__(
+        self,
+        design: StudyDesign | Mapping[str, Any],
+        *,
+        providers: Iterable[Provider | Mapping[str, Any]] = (),
+        organizations: Iterable[Organization | Mapping[str, Any]] = (),
+        respondents: Iterable[Respondent | Mapping[str, Any]] = (),
+        engagements: Iterable[Engagement | Mapping[str, Any]] = (),
+        measures: Iterable[MeasureLike] = (),
+        responses: pd.DataFrame | None = None,
+        scores: pd.DataFrame | None = None,
+        _checked: bool = False,
+    ) -> None:
+        failures: list[pd.DataFrame] = []
+        design_rec = _record("design", StudyDesign, design, None, failures)
+        recs: dict[str, list[Any]] = {}
+        for table, model, items in (
+            ("providers", Provider, providers),
+            ("organizations", Organization, organizations),
+            ("respondents", Respondent, respondents),
+            ("engagements", Engagement, engagements),
+        ):
+            recs[table] = [_record(table, model, d, i, failures) for i, d in enumerate(items)]
+        measure_recs: list[MeasureDefinition] = []
+        for i, m in enumerate(measures):
+            try:
+                measure_recs.append(_resolve_measure(m))
+            except (ValidationError, KeyError, ValueError) as exc:
+                failures.append(failures_frame("measures", [i], None, [str(m)[:60]], str(exc)))
+        obs: dict[str, pd.DataFrame | None] = {}
+        for name, frame in (("responses", responses), ("scores", scores)):
+            spec = OBSERVATION_TABLES[name]
+            if frame is None:
+                obs[name] = spec.empty()
+                continue
+            coerced, fails = spec.check(frame)
+            obs[name] = coerced
+            failures.append(fails)
+        if design_rec is None or any(r is None for rs in recs.values() for r in rs):
+            raise StudyValidationError(pd.concat(failures, ignore_index=True))
+        self._design: StudyDesign = design_rec
+        self._providers: tuple[Provider, ...] = tuple(recs["providers"])
+        self._organizations: tuple[Organization, ...] = tuple(recs["organizations"])
+        self._respondents: tuple[Respondent, ...] = tuple(recs["respondents"])
+        self._engagements: tuple[Engagement, ...] = tuple(recs["engagements"])
+        dup = sorted({m.id for m in measure_recs if [x.id for x in measure_recs].count(m.id) > 1})
+        for mid in dup:
+            failures.append(failures_frame("measures", [None], "id", [mid], "duplicate measure id"))
+        self._measures: dict[str, MeasureDefinition] = {m.id: m for m in measure_recs}
+        self._responses: pd.DataFrame = obs["responses"]  # type: ignore[assignment]
+        self._scores: pd.DataFrame = obs["scores"]  # type: ignore[assignment]
+        if not _checked:
+            tables = {k: v.assign(_row=np.arange(len(v))) for k, v in self.to_frames().items()
+                      if k in METADATA_TABLES}
+            failures.append(crosscheck(self._design, tables, self._measures, self._responses,
+                                       self._scores))
+        failures = [f for f in failures if not f.empty]
+        if failures:
+            raise StudyValidationError(pd.concat(failures, ignore_index=True))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frames(
+        cls,
+        design: StudyDesign | Mapping[str, Any],
+        *,
+        measures: Iterable[MeasureLike] = (),
+        providers: pd.DataFrame | None = None,
+        organizations: pd.DataFrame | None = None,
+        respondents: pd.DataFrame | None = None,
+        engagements: pd.DataFrame | None = None,
+        engagement_phases: pd.DataFrame | None = None,
+        encounters: pd.DataFrame | None = None,
+        components: pd.DataFrame | None = None,
+        adaptations: pd.DataFrame | None = None,
+        agreements: pd.DataFrame | None = None,
+        relationship_ratings: pd.DataFrame | None = None,
+        responses: pd.DataFrame | None = None,
+        scores: pd.DataFrame | None = None,
+    ) -> Study:
+        """Build a study from tables (one DataFrame per table; see :mod:`coevidence.data.tables`).
+
+        Every row of every table is validated; failures name the table, the 0-based row in the
+        frame you passed, the column and the value. Nothing is dropped: a study with any
+        failure raises :class:`~coevidence.exceptions.StudyValidationError`.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> study = cv.load_example_study()
+        >>> again = cv.Study.from_frames(study.design, measures=study.measures.values(),
+        ...                              **study.to_frames())
+        >>> again == study
+        True
+        """
+        given = {
+            "providers": providers, "organizations": organizations, "respondents": respondents,
+            "engagements": engagements, "engagement_phases": engagement_phases,
+            "encounters": encounters, "components": components, "adaptations": adaptations,
+            "agreements": agreements, "relationship_ratings": relationship_ratings,
+        }
+        failures: list[pd.DataFrame] = []
+        design_rec = _record("design", StudyDesign, design, None, failures)
+        records: dict[str, list[Any]] = {}
+        valid_tables: dict[str, pd.DataFrame] = {}
+        for name, model in METADATA_TABLES.items():
+            frame = given[name]
+            if frame is None:
+                frame = pd.DataFrame(columns=list(model.model_fields))
+            recs, fails = validate_rows(name, frame, model)
+            failures.append(fails)
+            ok = [(i, r) for i, r in enumerate(recs) if r is not None]
+            records[name] = [r for _, r in ok]
+            valid_tables[name] = records_to_frame([r for _, r in ok], model).assign(
+                _row=np.array([i for i, _ in ok], dtype=int))
+        measure_recs = []
+        for i, m in enumerate(measures):
+            try:
+                measure_recs.append(_resolve_measure(m))
+            except (ValidationError, KeyError, ValueError) as exc:
+                failures.append(failures_frame("measures", [i], None, [str(m)[:60]], str(exc)))
+        obs: dict[str, pd.DataFrame] = {}
+        for name, frame in (("responses", responses), ("scores", scores)):
+            spec = OBSERVATION_TABLES[name]
+            coerced, fails = spec.check(frame) if frame is not None else (spec.empty(), empty_failures())
+            obs[name] = coerced
+            failures.append(fails)
+        if design_rec is not None:
+            failures.append(crosscheck(design_rec, valid_tables, {m.id: m for m in measure_recs},
+                                       obs["responses"], obs["scores"]))
+        failures = [f for f in failures if not f.empty]
+        if failures:
+            raise StudyValidationError(pd.concat(failures, ignore_index=True))
+        engagements_full = _nest_engagements(records)
+        return cls(
+            design_rec, providers=records["providers"], organizations=records["organizations"],
+            respondents=records["respondents"], engagements=engagements_full,
+            measures=measure_recs, responses=obs["responses"], scores=obs["scores"], _checked=True,
+        )
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        """Every table of the study (the inverse of :meth:`from_frames`).
+
+        Returns
+        -------
+        dict of str to DataFrame
+            Keys: providers, organizations, respondents, engagements, engagement_phases,
+            encounters, components, adaptations, agreements, relationship_ratings, responses,
+            scores.
+        """
+        out: dict[str, pd.DataFrame] = {
+            "providers": records_to_frame(list(self._providers), Provider),
+            "organizations": records_to_frame(list(self._organizations), Organization),
+            "respondents": records_to_frame(list(self._respondents), Respondent),
+            "engagements": records_to_frame(
+                [EngagementRow.model_validate(e.model_dump(include=set(EngagementRow.model_fields)))
+                 for e in self._engagements], EngagementRow),
+        }
+        for name, (model, attr) in ENGAGEMENT_PARTS.items():
+            rows = [model.model_validate({**part.model_dump(), "engagement_id": e.id})
+                    for e in self._engagements for part in getattr(e, attr)]
+            out[name] = records_to_frame(rows, model)
+        out["responses"] = self.responses
+        out["scores"] = self.scores
+        return out
+
+    # ------------------------------------------------------------------ access
+    @property
+    def design(self) -> StudyDesign:
+        """The study design."""
+        return self._design
+
+    @property
+    def providers(self) -> tuple[Provider, ...]:
+        """TA providers."""
+        return self._providers
+
+    @property
+    def organizations(self) -> tuple[Organization, ...]:
+        """Practitioner organisations."""
+        return self._organizations
+
+    @property
+    def respondents(self) -> tuple[Respondent, ...]:
+        """Respondents."""
+        return self._respondents
+
+    @property
+    def engagements(self) -> tuple[Engagement, ...]:
+        """TA engagements with their logs."""
+        return self._engagements
+
+    @property
+    def measures(self) -> dict[str, MeasureDefinition]:
+        """Measure definitions by id (a copy of the mapping)."""
+        return dict(self._measures)
+
+    @property
+    def responses(self) -> pd.DataFrame:
+        """Item responses (a copy; changing it does not change the study)."""
+        return self._responses.copy(deep=False)
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        """Scores (a copy; changing it does not change the study)."""
+        return self._scores.copy(deep=False)
+
+    def n_units(self, unit: Literal["provider", "organization", "respondent", "engagement"]) -> int:
+        """Number of units of a kind."""
+        return len({"provider": self._providers, "organization": self._organizations,
+                    "respondent": self._respondents, "engagement": self._engagements}[unit])
+
+    # ------------------------------------------------------------------ analysis views
+    def panel(
+        self,
+        outcomes: Sequence[str] | None = None,
+        unit: Literal["organization", "respondent"] = "organization",
+        *,
+        waves: Literal["all", "observed"] = "all",
+    ) -> pd.DataFrame:
+        """One tidy row per unit x wave, ready for the models.
+
+        See :func:`coevidence.data.panel.build_panel` for the columns.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> panel = cv.load_example_study().panel(unit="organization")
+        >>> panel[["org_id", "wave", "ta_model", "phase"]].head(2).shape
+        (2, 4)
+        """
+        from coevidence.data.panel import build_panel
+
+        return build_panel(self, outcomes=outcomes, unit=unit, waves=waves)
+
+    def describe(self) -> dict[str, pd.DataFrame]:
+        """Units by arm and wave, attrition, and dose summaries (see :mod:`coevidence.data.describe`)."""
+        from coevidence.data.describe import describe_study
+
+        return describe_study(self)
+
+    def write(self, path: str | Path, *, format: Literal["csv", "parquet"] = "csv") -> Path:
+        """Write the study as a Frictionless Data Package folder (see :func:`read_study`)."""
+        from coevidence.data.datapackage import write_study
+
+        return write_study(self, path, format=format)
+
+    # ------------------------------------------------------------------ dunder
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Study):
+            return NotImplemented
+        if (self._design, self._providers, self._organizations, self._respondents,
+                self._engagements, self._measures) != (
+                other._design, other._providers, other._organizations, other._respondents,
+                other._engagements, other._measures):
+            return False
+        return _frames_equal(self._responses, other._responses) and _frames_equal(
+            self._scores, other._scores)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        arms = ", ".join(f"{a.id}={a.ta_model.value}" for a in self._design.arms)
+        return (
+            f"<Study {self._design.id!r}: {len(self._providers)} providers, "
+            f"{len(self._organizations)} organizations, {len(self._respondents)} respondents, "
+            f"{len(self._engagements)} engagements, {len(self._design.waves)} waves; arms {arms}; "
+            f"{len(self._responses):,} item responses, {len(self._scores):,} scores>"
+        )
+
+    @cached_property
+    def _org_by_id(self) -> dict[str, Organization]:
+        return {o.id: o for o in self._organizations}
+
+
+def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    try:
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True),
+                                      check_dtype=False)
+    except AssertionError:
+        return False
+    return True
+
+
+def _nest_engagements(records: Mapping[str, list[Any]]) -> list[Engagement]:
+    parts: dict[str, dict[str, list[Any]]] = {}
+    for name, (_, attr) in ENGAGEMENT_PARTS.items():
+        for rec in records[name]:
+            data = rec.model_dump(exclude={"engagement_id"})
+            parts.setdefault(rec.engagement_id, {}).setdefault(attr, []).append(data)
+    out, failures = [], []
+    for pos, row in enumerate(records["engagements"]):
+        try:
+            out.append(Engagement.model_validate({**row.model_dump(), **parts.get(row.id, {})}))
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                failures.append(failures_frame("engagements", [pos], None, [row.id], str(err["msg"])))
+    if failures:
+        raise StudyValidationError(pd.concat(failures, ignore_index=True))
+    return out
