@@ -1,0 +1,97 @@
+"""Analytic gradient of the profiled deviance with respect to theta.
+
+With ``V = Lambda' Z'Z Lambda + I = L L'``, ``A = R_X' R_X``, ``u`` the spherical conditional
+modes, ``e = y - X beta - Z Lambda u`` and ``F = Z' Omega^{-1} X`` (``Omega = I + Z Lambda
+Lambda' Z'``), for a theta element at position (r, c) of a level's Lambda (``E = e_r e_c'``)::
+
+    d log|L|^2   = 2 sum_g [V^{-1} Lambda' Z'Z]_{gg}[c, r]
+    d r^2        = -2 sum_g (Z'e)_g[r] u_g[c]                       (envelope theorem)
+    d log|R_X|^2 = -2 sum_g [Lambda' F_g A^{-1} F_g'][c, r]
+
+The ``[V^{-1}]`` blocks needed are exactly those on the sparsity pattern of ``Z'Z`` (a group and
+its ancestors), which the Takahashi recursion of :func:`selected_inverse` provides. Every sum is
+over groups, so the gradient costs a small multiple of one deviance evaluation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from ._deviance import Blocks, Factor, selected_inverse_full
+from ._linalg import bltsolve, segsum
+from ._structure import Structure
+
+__all__ = ["deviance_gradient"]
+
+
+def _backsolve_all(fac: Factor, struct: Structure) -> list[np.ndarray]:
+    """T_i = (L L')^{-1} Lambda' Z'[X y] per level, shape (G_i, q_i, p + 1)."""
+    nl = len(struct.levels)
+    T: list[np.ndarray] = [np.empty(0)] * nl
+    for i in range(nl - 1, -1, -1):
+        r = fac.Vs[i].copy()
+        for j in range(i + 1, nl):
+            r -= np.matmul(fac.Ws[(i, j)], T[j][struct.anc[(i, j)]])
+        T[i] = bltsolve(fac.Ls[i], r)
+    return T
+
+
+def _ztz_times(blocks: Blocks, struct: Structure, Y: list[np.ndarray]) -> list[np.ndarray]:
+    """(Z'Z Y) per level for per-level stacks Y_i of shape (G_i, q_i, m)."""
+    nl = len(struct.levels)
+    out = [np.matmul(blocks.ZtZ[i], Y[i]) for i in range(nl)]
+    for (i, j), A in blocks.ZtZa.items():  # i finer than j
+        a = struct.anc[(i, j)]
+        out[i] += np.matmul(A, Y[j][a])
+        out[j] += segsum(np.matmul(A.transpose(0, 2, 1), Y[i]), struct.starts[(i, j)],
+                         struct.levels[j].G)
+    return out
+
+
+def deviance_gradient(
+    blocks: Blocks, struct: Structure, lams: list[np.ndarray], fac: Factor, reml: bool
+) -> np.ndarray:
+    """Gradient of the profiled deviance (or REML criterion) in lme4's theta order."""
+    n, p = blocks.n, blocks.p
+    nl = len(struct.levels)
+    beta = fac.beta()
+    r2 = fac.pwrss
+    w = np.append(-beta, 1.0)
+    T = _backsolve_all(fac, struct)  # (G, q, p+1)
+    LamT = [np.matmul(lams[i], T[i]) for i in range(nl)]  # Lambda_i T_i per group
+    Q = _ztz_times(blocks, struct, LamT)
+    Q = [blocks.ZtXy[i] - Q[i] for i in range(nl)]  # Z'[X y] - Z'Z Lambda T
+    Zd, Zo = selected_inverse_full(fac, struct)
+    L11 = fac.Lm[:p, :p]
+    Ainv = linalg.cho_solve((L11, True), np.eye(p))
+    S1, S2, S3 = [], [], []
+    for li in range(nl):
+        lam = lams[li]
+        # sum_g P_gg, P = V^{-1} Lambda' Z'Z (same level, ancestors, descendants)
+        P = _gsum(np.matmul(Zd[li], lam.T), blocks.ZtZ[li])
+        for j in range(li + 1, nl):
+            P += _gsum(np.matmul(Zo[(li, j)], lams[j].T), blocks.ZtZa[(li, j)].transpose(0, 2, 1))
+        for i in range(li):
+            P += _gsum(np.matmul(Zo[(i, li)].transpose(0, 2, 1), lams[i].T), blocks.ZtZa[(i, li)])
+        S1.append(P)
+        u = T[li] @ w  # (G, q): (L L')^{-1} Lambda' Z'(y - X beta) = u
+        Zte = Q[li] @ w
+        S2.append(Zte.T @ u)
+        F = Q[li][:, :, :p]  # (G, q, p)
+        LF = np.matmul(lam.T, F)
+        S3.append(_gsum(np.matmul(LF, Ainv), F.transpose(0, 2, 1)))
+    grad = np.empty(len(struct.theta_level))
+    nr = (n - p) if reml else n
+    for k in range(len(grad)):
+        li, r, c = struct.theta_level[k], struct.theta_row[k], struct.theta_col[k]
+        g = 2.0 * S1[li][c, r] - (nr / r2) * 2.0 * S2[li][r, c]
+        if reml:
+            g -= 2.0 * S3[li][c, r]
+        grad[k] = g
+    return grad
+
+
+def _gsum(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """sum_g X_g Y_g for stacks X (G, a, b) and Y (G, b, d), as one BLAS contraction."""
+    return np.tensordot(X, Y, axes=([0, 2], [0, 1]))
