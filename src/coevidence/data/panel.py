@@ -65,8 +65,14 @@ def long_scores(study: Study) -> pd.DataFrame:
     if not responses.empty:
         from coevidence.measures.scoring import score_responses_table
 
-        scored = score_responses_table(responses, study.measures)
-        if "date" not in scored.columns:
+        resp_org = {r.id: r.org_id for r in study.respondents}
+        scored = score_responses_table(
+            responses.assign(org_id=responses["respondent_id"].map(resp_org)), study.measures)
+        if "date" in responses.columns:
+            when = (responses.dropna(subset=["date"])
+                    .groupby(["respondent_id", "wave"])["date"].min().rename("date").reset_index())
+            scored = scored.merge(when, on=["respondent_id", "wave"], how="left")
+        else:
             scored = scored.assign(date=pd.NaT)
         parts.append(pd.DataFrame({
             "unit_level": "respondent",
@@ -201,7 +207,7 @@ def build_panel(
         date = grid["_obs_date"].fillna(grid["_wave_date"])
     else:
         date = grid["_wave_date"]
-    grid["date"] = date.astype("datetime64[ns]")
+    grid["date"] = date.astype("datetime64[ns]").dt.floor("D")
 
     has_ta = grid["_start"].notna()
     since_start = (grid["date"] - grid["_start"]).dt.days / _YEAR
@@ -225,6 +231,9 @@ def build_panel(
             extra.append(o)
         if f"{o}_n" in grid.columns:
             extra.append(f"{o}_n")
+    for col in extra:
+        if col.endswith("_n") and col[:-2] in outcomes:
+            grid[col] = grid[col].fillna(0).astype("int64")
     out = grid[base + extra].sort_values([key, "wave"], kind="stable").reset_index(drop=True)
     out["wave"] = out["wave"].astype("int64")
     return out
