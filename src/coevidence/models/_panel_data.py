@@ -1,0 +1,94 @@
+"""Validation of long panel frames given by column names (shared by the panel-family fitters).
+
+Users pass a long frame and column names; nothing here asks for a MultiIndex. Every problem is
+collected and raised together as :class:`~coevidence.exceptions.StudyValidationError`, naming the
+table, the 0-based row position, the column and the offending value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from coevidence.exceptions import MissingDataWarning, StudyValidationError
+
+__all__ = ["check_columns", "check_identifiers", "drop_missing", "TABLE"]
+
+#: Table name used in error messages.
+TABLE = "panel"
+
+
+def _failure(row: object, column: object, value: object, rule: str) -> dict[str, object]:
+    return {"table": TABLE, "row": row, "column": column, "value": value, "rule": rule}
+
+
+def check_columns(panel: pd.DataFrame, columns: Sequence[str | None], numeric: Sequence[str] = ()) -> None:
+    """Raise if a named column is absent, or a column in ``numeric`` is not numeric/boolean."""
+    if not isinstance(panel, pd.DataFrame):
+        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+    failures = []
+    for col in dict.fromkeys(c for c in columns if c is not None):
+        if col not in panel.columns:
+            failures.append(_failure(None, col, None, "column not found in the panel"))
+    for col in dict.fromkeys(numeric):
+        if col in panel.columns and not (
+            pd.api.types.is_numeric_dtype(panel[col]) or pd.api.types.is_bool_dtype(panel[col])
+        ):
+            failures.append(
+                _failure(None, col, str(panel[col].dtype), "column must be numeric (or boolean)")
+            )
+    if failures:
+        raise StudyValidationError(pd.DataFrame(failures), what="the panel's columns")
+
+
+def check_identifiers(panel: pd.DataFrame, unit: str, time: str) -> None:
+    """Raise if a unit or time identifier is missing, or a unit x time pair occurs twice.
+
+    Rows are reported by 0-based position in ``panel``.
+    """
+    failures = []
+    pos = np.arange(len(panel))
+    for col in (unit, time):
+        bad = pos[panel[col].isna().to_numpy()]
+        for r in bad:
+            failures.append(_failure(int(r), col, None, f"missing identifier in {col!r}"))
+    ok = ~(panel[unit].isna() | panel[time].isna()).to_numpy()
+    sub = panel.loc[ok, [unit, time]]
+    dup = sub.duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = pos[ok][dup]
+        for r in rows:
+            failures.append(
+                _failure(
+                    int(r),
+                    f"{unit}, {time}",
+                    f"({panel[unit].iloc[r]!r}, {panel[time].iloc[r]!r})",
+                    f"duplicated {unit} x {time} pair: a panel needs one row per unit and time",
+                )
+            )
+    if failures:
+        raise StudyValidationError(pd.DataFrame(failures), what="the panel's identifiers")
+
+
+def drop_missing(panel: pd.DataFrame, columns: Sequence[str], what: str) -> tuple[pd.DataFrame, int]:
+    """Return ``panel`` without rows missing any of ``columns`` and the number dropped.
+
+    Warns with :class:`~coevidence.exceptions.MissingDataWarning` (giving the count and the
+    columns) when rows are dropped; never drops silently.
+    """
+    cols = list(dict.fromkeys(columns))
+    miss = panel[cols].isna().any(axis=1).to_numpy()
+    n = int(miss.sum())
+    if n:
+        per = {c: int(panel[c].isna().sum()) for c in cols if panel[c].isna().any()}
+        warnings.warn(
+            f"{what}: dropped {n} of {len(panel)} rows with missing values "
+            f"(missing per column: {per})",
+            MissingDataWarning,
+            stacklevel=3,
+        )
+        return panel.loc[~miss], n
+    return panel, 0
