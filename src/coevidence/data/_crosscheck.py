@@ -65,14 +65,23 @@ def crosscheck(
     measures: Mapping[str, MeasureDefinition],
     responses: pd.DataFrame | None,
     scores: pd.DataFrame | None,
+    declared_ids: Mapping[str, set[str]] | None = None,
 ) -> pd.DataFrame:
-    """Run every cross-record rule; returns the failures frame (empty when all pass)."""
+    """Run every cross-record rule; returns the failures frame (empty when all pass).
+
+    ``declared_ids`` (table -> ids) adds the ids of rows that failed their own validation, so
+    that their dependants are not reported a second time as "unknown".
+    """
     out: list[pd.DataFrame] = []
     prov, orgs, resp, eng = (tables[k] for k in ("providers", "organizations", "respondents", "engagements"))
     for name, frame in (("providers", prov), ("organizations", orgs), ("respondents", resp),
                         ("engagements", eng)):
         out.append(_duplicates(name, frame))
-    prov_ids, org_ids, resp_ids, eng_ids = (set(f["id"].dropna()) for f in (prov, orgs, resp, eng))
+    declared = declared_ids or {}
+    prov_ids, org_ids, resp_ids, eng_ids = (
+        set(f["id"].dropna()) | set(declared.get(name, ()))
+        for name, f in (("providers", prov), ("organizations", orgs), ("respondents", resp),
+                        ("engagements", eng)))
     arms = {a.id: a.ta_model.value for a in design.arms}
 
     out.append(_unknown("organizations", orgs, "parent_id", org_ids, "parent organisation id"))
@@ -97,15 +106,21 @@ def crosscheck(
                 for r, m, a in zip(rows["_row"], rows["ta_model"], assigned[conflict], strict=True)
             ], ignore_index=True))
 
-    # nested logs: known engagement, dated inside it
-    windows = eng.drop_duplicates("id").set_index("id")[["start_date", "end_date"]]
+    # engagement windows in order; nested logs dated inside a (valid) window
+    reversed_ = (eng["end_date"].notna() & (eng["end_date"] < eng["start_date"])).to_numpy(dtype=bool)
+    if reversed_.any():
+        out.append(failures_frame(
+            "engagements", eng["_row"].to_numpy()[reversed_], "end_date",
+            eng["end_date"].dt.strftime("%Y-%m-%d").to_numpy()[reversed_],
+            "end_date is before start_date"))
+    windows = eng.loc[~reversed_].drop_duplicates("id").set_index("id")[["start_date", "end_date"]]
     for name, date_col in (("encounters", "date"), ("engagement_phases", "start_date"),
                            ("components", "introduced_on")):
         frame = tables.get(name)
         if frame is None or frame.empty:
             continue
         out.append(_unknown(name, frame, "engagement_id", eng_ids, "engagement id"))
-        known = frame[frame["engagement_id"].isin(list(eng_ids))]
+        known = frame[frame["engagement_id"].isin(list(windows.index))]
         start = known["engagement_id"].map(windows["start_date"])
         end = known["engagement_id"].map(windows["end_date"])
         out.append(_outside(name, known, date_col, start, end, "its engagement"))

@@ -221,9 +221,12 @@ class Study:
             coerced, fails = spec.check(frame) if frame is not None else (spec.empty(), empty_failures())
             obs[name] = coerced
             failures.append(fails)
+        declared = {name: set(given[name]["id"].dropna().astype(str))
+                    for name in ("providers", "organizations", "respondents", "engagements")
+                    if given[name] is not None and "id" in given[name].columns}
         if design_rec is not None:
             failures.append(crosscheck(design_rec, valid_tables, {m.id: m for m in measure_recs},
-                                       obs["responses"], obs["scores"]))
+                                       obs["responses"], obs["scores"], declared))
         failures = [f for f in failures if not f.empty]
         if failures:
             raise StudyValidationError(pd.concat(failures, ignore_index=True))
