@@ -1,1 +1,1 @@
-"""coevidence.report"""
+"""Reports: the self-contained HTML study report and its sections."""
