@@ -1,0 +1,286 @@
+"""``fit_mixed``: lme4-style linear mixed models with lmerTest-style inference.
+
+Examples
+--------
+>>> import coevidence as cv
+>>> from coevidence.models.mixed.datasets import load_dataset
+>>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_dataset("sleepstudy"))
+>>> res.tidy()[["term", "estimate"]].round(3).values.tolist()
+[['(Intercept)', 251.405], ['days', 10.467]]
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from coevidence.exceptions import (
+    BoundaryFitWarning,
+    FitWarning,
+    ModelSpecificationError,
+)
+from coevidence.models.mixed._engine import EngineFit, MixedProblem
+from coevidence.models.mixed.formula import FormulaInfo, build_problem
+from coevidence.results.mixed import MixedDiagnostics, MixedResult, _Inference
+
+__all__ = ["fit_mixed"]
+
+DF_METHODS = ("satterthwaite", "kenward_roger", "residual", "z")
+COV_TYPES = ("model", "cr2")
+ENGINES = ("auto", "fast", "statsmodels")
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
+BOUNDARY_REL = 1e-6  # variance / outcome variance below this is "at zero"
+CORR_TOL = 1e-6  # |corr| > 1 - CORR_TOL is "at +-1"
+
+
+def _fast_engine() -> tuple[object | None, str]:
+    try:
+        from coevidence.models.mixed._fast import FastEngine
+    except ImportError as exc:
+        return None, f"fast engine not available ({exc})"
+    return FastEngine(), ""
+
+
+def _choose_engine(problem: MixedProblem, engine: str):
+    from coevidence.models.mixed._sm import StatsmodelsEngine
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    note = ""
+    if engine in ("auto", "fast"):
+        fast, note = _fast_engine()
+        if fast is not None:
+            ok, reason = fast.supports(problem)
+            if ok:
+                return fast, ""
+            note = f"fast engine does not support this model: {reason}"
+            if engine == "fast":
+                raise ModelSpecificationError(note)
+        elif engine == "fast":
+            raise ModelSpecificationError(note)
+    sm = StatsmodelsEngine()
+    ok, reason = sm.supports(problem)
+    if not ok:
+        extra = f" ({note})" if note else ""
+        raise ModelSpecificationError(reason + extra)
+    return sm, note
+
+
+def fit_mixed(
+    formula: str,
+    data: pd.DataFrame,
+    reml: bool = True,
+    engine: str = "auto",
+    df_method: str = "satterthwaite",
+    cov_type: str = "model",
+    cluster: str | None = None,
+    conf_level: float = 0.95,
+) -> MixedResult:
+    """Fit a linear mixed model written in lme4 syntax.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ time * ta_model + (1 + time | org_id) + (1 | provider_id)"``; nested
+        ``(1 | provider_id/org_id)``, uncorrelated ``(1 | g) + (0 + time | g)`` or ``||``.
+    data : pandas.DataFrame
+        Not modified. Rows with missing values in used columns are dropped with a
+        :class:`~coevidence.exceptions.MissingDataWarning` giving the count.
+    reml : bool, default True
+        REML (as ``lmer``'s default) or maximum likelihood.
+    engine : {"auto", "fast", "statsmodels"}
+        ``auto`` uses coevidence's fast engine when it is installed and supports the model,
+        else statsmodels MixedLM. A model the chosen engine cannot fit exactly raises
+        :class:`~coevidence.exceptions.ModelSpecificationError`.
+    df_method : {"satterthwaite", "kenward_roger", "residual", "z"}
+        Denominator df for t tests and CIs: lmerTest's Satterthwaite (default), pbkrtest's
+        Kenward-Roger (REML only; also adjusts the covariance), n - p, or normal (z).
+    cov_type : {"model", "cr2"}
+        Model-based covariance or Bell-McCaffrey CR2 cluster-robust (df then are the BM
+        Satterthwaite df, whatever ``df_method`` says, and ``df_method`` is reported as
+        ``"bell_mccaffrey"``).
+    cluster : str, optional
+        Cluster column for ``cov_type="cr2"``; default: the coarsest grouping factor. Every
+        random-effect factor must be nested in the clusters.
+    conf_level : float, default 0.95
+
+    Returns
+    -------
+    MixedResult
+
+    Raises
+    ------
+    ModelSpecificationError
+        Unreadable formula, unknown column, or a model the engine cannot fit exactly.
+    ConvergenceFailure
+        No optimizer attempt produced a usable fit.
+
+    Warns
+    -----
+    BoundaryFitWarning
+        Singular fit (a variance at 0 or a correlation at +-1).
+    FitWarning
+        Non-convergence or a Hessian that is not positive definite.
+
+    Examples
+    --------
+    >>> from coevidence.models.mixed.datasets import load_dataset
+    >>> res = fit_mixed("reaction ~ days + (days | subject)", load_dataset("sleepstudy"))
+    >>> round(float(res.tidy()["df"][1]), 2)
+    17.0
+    """
+    if df_method not in DF_METHODS:
+        raise ValueError(f"df_method must be one of {DF_METHODS}, got {df_method!r}")
+    if cov_type not in COV_TYPES:
+        raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
+    if not 0 < conf_level < 1:
+        raise ValueError(f"conf_level must be in (0, 1), got {conf_level!r}")
+    if df_method == "kenward_roger" and not reml:
+        raise ModelSpecificationError("Kenward-Roger df are defined for REML fits; use reml=True")
+    if cluster is not None and cov_type != "cr2":
+        raise ValueError("cluster= is only used with cov_type='cr2'")
+    problem, info = build_problem(formula, data, reml=reml)
+    eng, note = _choose_engine(problem, engine)
+    fit: EngineFit = eng.fit(problem)
+    return _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note)
+
+
+def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note) -> MixedResult:
+    from coevidence.models.mixed._inference import satterthwaite
+
+    p = len(problem.fixed_names)
+    sizes = tuple(len(t.columns) for t in problem.terms)
+    sat = satterthwaite(fit.varpar, sizes, fit.objective_at, fit.vcov_at)
+    inference = _inference(fit, problem, info, sat, df_method, cov_type, cluster, p)
+    diag = _diagnostics(fit, problem, sat, note)
+    result = MixedResult(
+        fit=fit, problem=problem, info=info, inference=inference, diagnostics=diag,
+        conf_level=conf_level,
+    )
+    if diag.messages:
+        category = BoundaryFitWarning if diag.singular else FitWarning
+        warnings.warn(
+            f"mixed model {info.formula!r}: " + "; ".join(diag.messages)
+            + " (see result.diagnostics)",
+            category,
+            stacklevel=3,
+        )
+    return result
+
+
+def _inference(fit, problem, info: FormulaInfo, sat, df_method, cov_type, cluster, p):
+    from coevidence.models.mixed._inference import cr2, kenward_roger
+    from coevidence.models.mixed._likelihood import LMMEvaluator
+
+    eye = np.eye(p)
+    if cov_type == "cr2":
+        codes = _cluster_codes(problem, info, cluster)
+        ev = LMMEvaluator(problem)
+        rob = cr2(ev, fit.varpar, codes)
+        dfs = np.array([rob.df(row) for row in eye])
+        return _Inference("bell_mccaffrey", "cr2", rob.vcov, dfs, rob.df)
+    vcov = np.asarray(fit.vcov_beta)
+    if df_method == "satterthwaite":
+        return _Inference(df_method, "model", vcov, sat.df(eye), lambda L: sat.df_f(L))
+    if df_method == "kenward_roger":
+        ev = LMMEvaluator(problem)
+        vadj, df_fn = kenward_roger(ev, fit.varpar)
+        dfs = np.array([df_fn(row)[0] for row in eye])
+        return _Inference(df_method, "model (Kenward-Roger adjusted)", vadj, dfs,
+                          lambda L: df_fn(L)[0])
+    if df_method == "residual":
+        d = float(len(problem.y) - p)
+        return _Inference(df_method, "model", vcov, np.full(p, d), lambda L: d)
+    return _Inference("z", "model", vcov, np.full(p, np.inf), lambda L: np.inf)
+
+
+def _cluster_codes(problem: MixedProblem, info: FormulaInfo, cluster: str | None) -> np.ndarray:
+    from coevidence.models.mixed._sm import _nested_in
+
+    if cluster is None:
+        coarse = min(problem.terms, key=lambda t: t.n_levels)
+        codes = coarse.codes
+        label = coarse.group
+    else:
+        if cluster not in info.data.columns and cluster not in getattr(info, "extra_columns", ()):
+            raise ModelSpecificationError(
+                f"cluster column {cluster!r} must be one of the model's columns "
+                f"(grouping factors: {list(info.group_columns)})"
+            )
+        codes = pd.factorize(info.data[cluster])[0]
+        label = cluster
+    bad = [t.group for t in problem.terms if not _nested_in(t.codes, codes)]
+    if bad:
+        raise ModelSpecificationError(
+            f"CR2 needs every random-effect factor nested in the clusters; {bad} cut across "
+            f"clusters of {label!r}"
+        )
+    return codes
+
+
+def _diagnostics(fit: EngineFit, problem: MixedProblem, sat, note: str) -> MixedDiagnostics:
+    attempts = pd.DataFrame([a.__dict__ for a in fit.attempts])
+    if len(attempts):
+        attempts["chosen"] = np.arange(len(attempts)) == fit.chosen
+    var_y = float(np.var(problem.y)) or 1.0
+    rows, singular = [], False
+    pos = 0
+    for t, c in zip(problem.terms, fit.covariances):
+        k = len(t.columns)
+        sd = np.sqrt(np.clip(np.diag(c), 0, None))
+        for i in range(k):
+            for j in range(i + 1):
+                if i == j:
+                    val = float(c[i, i])
+                    rel = val / var_y
+                    at = rel < BOUNDARY_REL
+                    kind = "variance"
+                else:
+                    val = float(c[i, j] / (sd[i] * sd[j])) if sd[i] * sd[j] > 0 else float("nan")
+                    rel = val
+                    at = bool(np.isfinite(val) and abs(val) > 1 - CORR_TOL)
+                    kind = "correlation"
+                name = t.columns[i] if i == j else f"{t.columns[j]},{t.columns[i]}"
+                rows.append((t.group, name, kind, val, rel, bool(at)))
+    boundary = pd.DataFrame(
+        rows, columns=["group", "parameter", "kind", "value", "relative", "at_boundary"]
+    )
+    # lme4's rule: diagonal theta elements below tolerance
+    for t, c in zip(problem.terms, fit.covariances):
+        k = len(t.columns)
+        diag_pos = [pos + sum(k - m for m in range(j)) for j in range(k)]
+        theta = np.asarray(fit.theta)
+        if np.any(np.abs(theta[diag_pos]) < SINGULAR_TOL):
+            singular = True
+        pos += k * (k + 1) // 2
+    singular = singular or bool(boundary["at_boundary"].any())
+    eig = np.linalg.eigvalsh((sat.hessian + sat.hessian.T) / 2)
+    hess_ok = bool(np.all(eig > 1e-8 * max(abs(eig).max(), 1e-300)))
+    messages = []
+    if not fit.converged:
+        messages.append("the optimizer did not converge")
+    if singular:
+        where = boundary.loc[boundary["at_boundary"], ["group", "parameter"]]
+        detail = ", ".join(f"{g}:{p}" for g, p in where.itertuples(index=False)) or "theta"
+        messages.append(f"singular fit (boundary at {detail})")
+    if not hess_ok and not singular:
+        messages.append(
+            f"the deviance Hessian is not positive definite (smallest eigenvalue {eig.min():.3g})"
+        )
+    grad = fit.attempts[fit.chosen].gradient_norm if fit.attempts else float("nan")
+    if fit.converged and not singular and np.isfinite(grad) and grad > 1e-2:
+        messages.append(f"large scaled gradient at the optimum ({grad:.3g})")
+    return MixedDiagnostics(
+        attempts=attempts,
+        chosen=int(fit.chosen),
+        converged=bool(fit.converged),
+        gradient_norm=float(grad),
+        boundary=boundary,
+        singular=bool(singular),
+        hessian_eigenvalues=eig,
+        hessian_ok=hess_ok,
+        messages=tuple(messages),
+        engine_note=note,
+    )

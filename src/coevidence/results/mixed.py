@@ -1,0 +1,413 @@
+"""The result of a linear mixed model fit: one immutable class for every engine.
+
+Examples
+--------
+>>> import coevidence as cv
+>>> from coevidence.datasets import load_reference_data
+>>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_reference_data("sleepstudy"))
+>>> round(res.tidy().loc[1, "estimate"], 4)
+10.4673
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from coevidence.results.base import TIDY_COLUMNS, ResultBase, _frame_html
+
+__all__ = ["MixedDiagnostics", "MixedResult"]
+
+
+@dataclass(frozen=True)
+class MixedDiagnostics:
+    """Everything known about how trustworthy a mixed-model fit is.
+
+    Attributes
+    ----------
+    attempts : DataFrame, one row per optimizer attempt (chosen one flagged).
+    chosen : position of the kept attempt.
+    converged : whether the kept attempt converged.
+    gradient_norm : max |d deviance / d log scale| of the variance parameters at the optimum.
+    boundary : DataFrame, one row per variance parameter with its value, its size relative to
+        the outcome's variance, and ``at_boundary`` (variance ~ 0 or correlation ~ +-1).
+    singular : lme4's rule: a diagonal element of theta below 1e-4.
+    hessian_eigenvalues : eigenvalues of the deviance Hessian in (theta, sigma).
+    hessian_ok : Hessian positive definite (relative tolerance 1e-8).
+    messages : human-readable problems (empty for a clean fit).
+    """
+
+    attempts: pd.DataFrame
+    chosen: int
+    converged: bool
+    gradient_norm: float
+    boundary: pd.DataFrame
+    singular: bool
+    hessian_eigenvalues: np.ndarray
+    hessian_ok: bool
+    messages: tuple[str, ...] = ()
+    engine_note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs the user's attention."""
+        return not self.messages
+
+
+@dataclass(frozen=True)
+class _Inference:
+    df_method: str
+    cov_type: str
+    vcov: np.ndarray
+    df: np.ndarray
+    df_fn: Any = field(repr=False)  # L (1-d) -> df
+
+
+class MixedResult(ResultBase):
+    """A fitted linear mixed model (lme4-compatible quantities).
+
+    Built by :func:`coevidence.fit_mixed` / :func:`coevidence.fit_growth`; do not construct it
+    directly. Immutable: every accessor returns new pandas objects.
+
+    Attributes
+    ----------
+    formula : str
+    params : pandas.Series of fixed effects
+    vcov : pandas.DataFrame, covariance of the fixed effects (model-based, Kenward-Roger adjusted
+        or CR2, as ``cov_type``/``df_method`` say)
+    diagnostics : MixedDiagnostics
+    nobs : int
+    reml : bool
+    engine : str
+
+    Examples
+    --------
+    >>> import coevidence as cv
+    >>> from coevidence.datasets import load_reference_data
+    >>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_reference_data("sleepstudy"))
+    >>> res.glance()[["nobs", "reml", "df_method"]].iloc[0].tolist()
+    [180, True, 'satterthwaite']
+    """
+
+    def __init__(self, *, fit, problem, info, inference: _Inference, diagnostics, conf_level):
+        self._fit = fit
+        self._problem = problem
+        self._info = info
+        self._inf = inference
+        self.formula: str = info.formula
+        self.reml: bool = problem.reml
+        self.engine: str = fit.engine
+        self.nobs: int = int(len(problem.y))
+        self.conf_level: float = float(conf_level)
+        self.diagnostics: MixedDiagnostics = diagnostics
+        names = list(problem.fixed_names)
+        self.params = pd.Series(fit.beta, index=names, name="estimate")
+        self.vcov = pd.DataFrame(inference.vcov, index=names, columns=names)
+        self.df_method: str = inference.df_method
+        self.cov_type: str = inference.cov_type
+        self._freeze()
+
+    # ------------------------------------------------------------------ labels
+    @cached_property
+    def _labels(self) -> list[str]:
+        """lme4's term labels: a repeated grouping factor gets ``.1``, ``.2`` suffixes."""
+        seen: dict[str, int] = {}
+        out = []
+        for t in self._problem.terms:
+            k = seen.get(t.group, 0)
+            out.append(t.group if k == 0 else f"{t.group}.{k}")
+            seen[t.group] = k + 1
+        return out
+
+    # ------------------------------------------------------------------ core tables
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
+        """Fixed effects with SE, t statistic, df, p value and CI (columns of broom's tidy).
+
+        Examples
+        --------
+        >>> list(MixedResult.tidy.__annotations__)[:1]
+        ['conf_level']
+        """
+        level = self.conf_level if conf_level is None else float(conf_level)
+        est = self._fit.beta
+        se = np.sqrt(np.diag(self._inf.vcov))
+        df = self._inf.df
+        stat = est / se
+        p, lo, hi = _tests(est, se, df, level)
+        frame = pd.DataFrame(
+            {
+                "term": list(self._problem.fixed_names),
+                "estimate": est,
+                "std_error": se,
+                "statistic": stat,
+                "df": df,
+                "p_value": p,
+                "conf_low": lo,
+                "conf_high": hi,
+            }
+        )
+        return frame[list(TIDY_COLUMNS)]
+
+    @cached_property
+    def _ngroups(self) -> dict[str, int]:
+        return {t.group: t.n_levels for t in self._problem.terms}
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters as lme4 counts them for AIC (fixed + variance + residual)."""
+        return len(self._fit.beta) + len(self._fit.varpar)
+
+    def glance(self) -> pd.DataFrame:
+        """One row: nobs, groups per level, log-likelihood, AIC, BIC, REML, convergence, etc."""
+        ll = float(self._fit.loglik)
+        k = self.n_params
+        row: dict[str, Any] = {"nobs": self.nobs}
+        for g, n in self._ngroups.items():
+            row[f"n_groups_{g}"] = n
+        row.update(
+            {
+                "sigma": float(np.sqrt(self._fit.sigma2)),
+                "log_lik": ll,
+                "aic": -2 * ll + 2 * k,
+                "bic": -2 * ll + np.log(self.nobs) * k,
+                "deviance": float(self._fit.objective),
+                "reml": self.reml,
+                "converged": bool(self.diagnostics.converged),
+                "singular": bool(self.diagnostics.singular),
+                "optimizer": self._fit.attempts[self._fit.chosen].optimizer
+                if self._fit.attempts
+                else "",
+                "df_method": self.df_method,
+                "cov_type": self.cov_type,
+                "engine": self.engine,
+                "n_dropped": int(self._info.n_dropped),
+            }
+        )
+        return pd.DataFrame([row])
+
+    def variance_components(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(m))``: group, term1, term2, vcov, sdcor.
+
+        Variances have ``term2`` missing and ``sdcor`` the SD; covariances have ``sdcor`` the
+        correlation. The residual is the last row (group ``"Residual"``).
+        """
+        rows = []
+        for label, t, c in zip(self._labels, self._problem.terms, self._fit.covariances):
+            sd = np.sqrt(np.clip(np.diag(c), 0, None))
+            for i, a in enumerate(t.columns):
+                rows.append((label, a, None, float(c[i, i]), float(sd[i])))
+            for i in range(len(t.columns)):
+                for j in range(i + 1, len(t.columns)):
+                    corr = c[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                    rows.append((label, t.columns[i], t.columns[j], float(c[i, j]), float(corr)))
+        s2 = float(self._fit.sigma2)
+        rows.append(("Residual", None, None, s2, float(np.sqrt(s2))))
+        return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
+
+    def icc(self) -> pd.DataFrame:
+        """Intraclass correlations from the random-intercept variances.
+
+        For each grouping factor with a random intercept: ``tau_k / (sum of intercept variances
+        + sigma^2)``. With random slopes this is the ICC where the slope variables are 0.
+        """
+        vc = self.variance_components()
+        ints = vc[(vc["term1"] == "(Intercept)") & vc["term2"].isna()]
+        total = float(ints["vcov"].sum() + self._fit.sigma2)
+        return pd.DataFrame(
+            {"group": ints["group"].to_numpy(), "icc": ints["vcov"].to_numpy() / total}
+        )
+
+    @property
+    def theta(self) -> np.ndarray:
+        """lme4's relative covariance factor parameters (``getME(m, "theta")``)."""
+        return np.asarray(self._fit.theta).copy()
+
+    @property
+    def log_lik(self) -> float:
+        return float(self._fit.loglik)
+
+    @property
+    def sigma(self) -> float:
+        return float(np.sqrt(self._fit.sigma2))
+
+    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes (BLUPs) per grouping term, like ``lme4::ranef``.
+
+        With ``condvar=True`` each frame gets ``<column>_condsd`` columns (lme4's conditional
+        SDs, which ignore the uncertainty of the fixed effects).
+        """
+        out = {}
+        for label, m, v in zip(self._labels, self._fit.ranef, self._fit.ranef_condvar):
+            frame = m.copy()
+            if condvar:
+                for c in v.columns:
+                    frame[f"{c}_condsd"] = np.sqrt(v[c].to_numpy())
+            out[label] = frame
+        return out
+
+    def df_for(self, L: np.ndarray) -> float:
+        """Degrees of freedom (by the result's ``df_method``) for the contrast ``L @ beta``."""
+        return float(self._inf.df_fn(np.asarray(L, dtype=float)))
+
+    # ------------------------------------------------------------------ prediction
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        level: str = "population",
+        interval: str | None = None,
+        conf_level: float | None = None,
+    ) -> pd.DataFrame:
+        """Predicted outcome, population-level (fixed part) or conditional on the groups.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict; defaults to the rows used in the fit. Groups not seen in the fit get
+            random effects of 0 (lme4's ``allow.new.levels=TRUE``).
+        level : {"population", "conditional"}
+        interval : {None, "confidence", "prediction"}
+            ``confidence``: uncertainty of the fixed part (plus the BLUP's conditional variance
+            at ``level="conditional"``); ``prediction`` adds the residual variance (and, at the
+            population level, the random-effect variance of the row).
+        conf_level : float, optional
+
+        Returns
+        -------
+        DataFrame with ``fitted`` and, with an interval, ``std_error``, ``lower``, ``upper``;
+        aligned with ``newdata``'s index.
+        """
+        from coevidence.models.mixed.formula import random_matrix
+
+        if level not in ("population", "conditional"):
+            raise ValueError(f"level must be 'population' or 'conditional', got {level!r}")
+        if interval not in (None, "confidence", "prediction"):
+            raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
+        data = self._info.data if newdata is None else newdata
+        index = self._info.row_index if newdata is None else newdata.index
+        if newdata is None:
+            X = self._problem.X  # noqa: N806
+        else:
+            X = _fixed_matrix_for(self._info, newdata)  # noqa: N806
+        fitted = X @ self._fit.beta
+        var = np.einsum("ij,jk,ik->i", X, self._fit.vcov_beta, X)
+        re_var = np.zeros(len(X))
+        for spec, t, modes, cv, cov in zip(
+            self._info.random, self._problem.terms, self._fit.ranef, self._fit.ranef_condvar,
+            self._fit.covariances,
+        ):
+            Z, _ = random_matrix(spec.expr, _as_fitted_types(self._info.data, data))  # noqa: N806
+            re_var += np.einsum("ij,jk,ik->i", Z, cov, Z)
+            if level == "conditional":
+                labels = _group_labels(data, spec.factors)
+                pos = modes.index.get_indexer(labels)
+                known = pos >= 0
+                b = np.zeros_like(Z)
+                b[known] = modes.to_numpy()[pos[known]]
+                fitted = fitted + np.sum(Z * b, axis=1)
+                cvals = np.zeros_like(Z)
+                cvals[known] = cv.to_numpy()[pos[known]]
+                cvals[~known] = np.diag(cov)
+                var = var + np.sum(Z**2 * cvals, axis=1)
+        out = pd.DataFrame({"fitted": fitted}, index=index)
+        if interval is None:
+            return out
+        if interval == "prediction":
+            var = var + self._fit.sigma2 + (re_var if level == "population" else 0.0)
+        lvl = self.conf_level if conf_level is None else conf_level
+        z = stats.norm.ppf(0.5 + lvl / 2)
+        se = np.sqrt(var)
+        out["std_error"] = se
+        out["lower"] = fitted - z * se
+        out["upper"] = fitted + z * se
+        return out
+
+    # ------------------------------------------------------------------ text
+    def summary(self) -> str:
+        """lmer-style text: method, fit statistics, random effects, fixed effects."""
+        g = self.glance().iloc[0]
+        crit = "REML" if self.reml else "maximum likelihood"
+        lines = [
+            f"Linear mixed model fit by {crit} (engine: {self.engine})",
+            f"Formula: {self.formula}",
+            f"Estimator: {'REML' if self.reml else 'ML'}; covariance type: {self.cov_type}; "
+            f"df method: {self.df_method}",
+            "",
+            f"{'REML criterion' if self.reml else 'deviance'}: {self._fit.objective:.4f}   "
+            f"logLik: {g.log_lik:.4f}   AIC: {g.aic:.4f}   BIC: {g.bic:.4f}",
+            "",
+            "Random effects:",
+        ]
+        vc = self.variance_components()
+        for _, r in vc[vc["term2"].isna()].iterrows():
+            name = r["term1"] if isinstance(r["term1"], str) else ""
+            lines.append(f"  {r['group']:<18} {name:<14} Variance {r['vcov']:12.5g}  Std.Dev. {r['sdcor']:10.5g}")
+        for _, r in vc[vc["term2"].notna()].iterrows():
+            lines.append(f"  {r['group']:<18} Corr({r['term1']}, {r['term2']}) = {r['sdcor']:.3f}")
+        groups = "; ".join(f"{k}, {v}" for k, v in self._ngroups.items())
+        lines.append(f"Number of obs: {self.nobs}, groups: {groups}")
+        if self._info.n_dropped:
+            lines.append(f"Rows dropped for missing values: {self._info.n_dropped}")
+        lines += ["", "Fixed effects:"]
+        lines.append(
+            self.tidy().to_string(
+                index=False, float_format=lambda v: f"{v:.5g}", justify="right"
+            )
+        )
+        lines.append("")
+        if self.diagnostics.messages:
+            lines.append("Fit problems:")
+            lines += [f"  - {m}" for m in self.diagnostics.messages]
+        else:
+            lines.append("Fit: converged, not singular, Hessian positive definite.")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        parts = [
+            "<div class='coevidence-result'><strong>MixedResult</strong>",
+            f"<p>{html.escape(self.formula)}<br>estimator: {'REML' if self.reml else 'ML'}; "
+            f"covariance type: {html.escape(self.cov_type)}; df method: "
+            f"{html.escape(self.df_method)}; engine: {html.escape(self.engine)}</p>",
+            _frame_html(self.glance()),
+            _frame_html(self.variance_components()),
+            _frame_html(self.tidy()),
+        ]
+        if self.diagnostics.messages:
+            items = "".join(f"<li>{html.escape(m)}</li>" for m in self.diagnostics.messages)
+            parts.append(f"<p><strong>Fit problems</strong></p><ul>{items}</ul>")
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def _tests(est, se, df, level):
+    df = np.asarray(df, dtype=float)
+    stat = np.asarray(est) / np.asarray(se)
+    finite = np.isfinite(df)
+    p = np.where(finite, 2 * stats.t.sf(np.abs(stat), np.where(finite, df, 1.0)), 2 * stats.norm.sf(np.abs(stat)))
+    q = np.where(finite, stats.t.ppf(0.5 + level / 2, np.where(finite, df, 1.0)), stats.norm.ppf(0.5 + level / 2))
+    return p, est - q * se, est + q * se
+
+
+def _as_fitted_types(fitted: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+    out = data.copy()
+    for col in fitted.columns:
+        if col in out.columns and isinstance(fitted[col].dtype, pd.CategoricalDtype):
+            out[col] = pd.Categorical(out[col], categories=fitted[col].cat.categories)
+    return out
+
+
+def _fixed_matrix_for(info, newdata: pd.DataFrame) -> np.ndarray:
+    data = _as_fitted_types(info.data, newdata)
+    mm = info.fixed_spec.get_model_matrix(data, na_action="raise")
+    return np.asarray(mm[list(info.raw_fixed_names)], dtype=float)
+
+
+def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
+    if len(factors) == 1:
+        return data[factors[0]].to_numpy()
+    return data[list(factors)].astype(str).agg(":".join, axis=1).to_numpy()
