@@ -11,6 +11,6 @@ Examples
 'fast'
 """
 
-from .engine import SINGULAR_TOL, FastEngine
+from .engine import SINGULAR_TOL, FastEngine, is_singular, theta_lower
 
-__all__ = ["FastEngine", "SINGULAR_TOL"]
+__all__ = ["FastEngine", "SINGULAR_TOL", "is_singular", "theta_lower"]

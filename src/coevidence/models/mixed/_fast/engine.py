@@ -13,7 +13,7 @@ from ._gradient import deviance_gradient
 from ._optimize import minimise
 from ._structure import Structure, analyse
 
-__all__ = ["FastEngine", "SINGULAR_TOL"]
+__all__ = ["FastEngine", "SINGULAR_TOL", "is_singular", "theta_lower"]
 
 #: lme4's ``isSingular`` tolerance on the bounded (diagonal) theta elements.
 SINGULAR_TOL = 1e-4
@@ -29,6 +29,49 @@ def _psd_factor(S: np.ndarray) -> np.ndarray | None:
         if np.min(w) < -tol:
             return None
         return U * np.sqrt(np.clip(w, 0.0, None))
+
+
+def theta_lower(problem: MixedProblem) -> np.ndarray:
+    """lme4's lower bounds on theta (0 for diagonal elements of Lambda, -inf otherwise).
+
+    In the order of ``EngineFit.theta`` (lme4's ``getME(m, "theta")``); the structure analysis
+    does not need the grouping factors to be nested.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from coevidence.models.mixed._engine import MixedProblem, RandomTerm
+    >>> g = np.repeat(np.arange(3), 2)
+    >>> Z = np.column_stack([np.ones(6), np.arange(6.0)])
+    >>> t = RandomTerm("g", g, pd.Index(range(3)), ("(Intercept)", "x"), Z)
+    >>> theta_lower(MixedProblem(np.arange(6.0), Z, ("(Intercept)", "x"), (t,)))
+    array([  0., -inf,   0.])
+    """
+    struct, reason = analyse(problem)
+    if struct is None:
+        raise ModelSpecificationError(reason)
+    return struct.lower.copy()
+
+
+def is_singular(fit: EngineFit, problem: MixedProblem, tol: float = SINGULAR_TOL) -> bool:
+    """lme4's ``isSingular``: some bounded theta element is within ``tol`` of its bound.
+
+    That is a variance at zero or a correlation at +-1 (a covariance matrix of deficient rank).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from coevidence.models.mixed._engine import MixedProblem, RandomTerm
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(10), 4)
+    >>> t = RandomTerm("g", g, pd.Index(range(10)), ("(Intercept)",), np.ones((40, 1)))
+    >>> prob = MixedProblem(rng.normal(size=40), np.ones((40, 1)), ("(Intercept)",), (t,))
+    >>> is_singular(FastEngine().fit(prob), prob)  # no group variation at all
+    True
+    """
+    lower = theta_lower(problem)
+    b = np.isfinite(lower)
+    return bool(np.any(np.asarray(fit.theta)[b] < lower[b] + tol))
 
 
 class FastEngine:
@@ -135,12 +178,6 @@ class FastEngine:
         )
 
     # ----------------------------------------------------------------------------- helpers
-    @staticmethod
-    def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = SINGULAR_TOL) -> bool:
-        """lme4's ``isSingular``: a bounded theta element within ``tol`` of its bound."""
-        b = np.isfinite(lower)
-        return bool(np.any(np.asarray(theta)[b] < lower[b] + tol))
-
     @staticmethod
     def _level_of(struct: Structure, t_i: int):
         for li, lv in enumerate(struct.levels):
