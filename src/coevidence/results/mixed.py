@@ -95,7 +95,9 @@ class MixedResult(ResultBase):
     [180, True, 'satterthwaite']
     """
 
-    def __init__(self, *, fit, problem, info, inference: _Inference, diagnostics, conf_level):
+    def __init__(
+        self, *, fit, problem, info, inference: _Inference, diagnostics, conf_level, growth=None
+    ):
         self._fit = fit
         self._problem = problem
         self._info = info
@@ -111,7 +113,24 @@ class MixedResult(ResultBase):
         self.vcov = pd.DataFrame(inference.vcov, index=names, columns=names)
         self.df_method: str = inference.df_method
         self.cov_type: str = inference.cov_type
+        self.growth = growth
         self._freeze()
+
+    def with_growth(self, growth) -> MixedResult:
+        """A copy carrying a growth-model specification (used by ``fit_growth``)."""
+        return MixedResult(
+            fit=self._fit, problem=self._problem, info=self._info, inference=self._inf,
+            diagnostics=self.diagnostics, conf_level=self.conf_level, growth=growth,
+        )
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """A copy of the rows used in the fit (as coded for it)."""
+        return self._info.data.copy()
+
+    def fixed_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Fixed-effects model matrix for ``newdata`` (same coding as the fit)."""
+        return _fixed_matrix_for(self._info, newdata)
 
     # ------------------------------------------------------------------ labels
     @cached_property
