@@ -218,8 +218,7 @@ def _coerce(table: str, col: Column, s: pd.Series) -> tuple[pd.Series, list[pd.D
             bad_type = ~isna_in & num.isna().to_numpy()
         if bad_type.any():
             pos = np.flatnonzero(bad_type)
-            fails.append(failures_frame(table, pos, col.name, s.to_numpy()[pos],
-                                        f"not a {'whole ' if col.kind == 'integer' else ''}number"))
+            fails.append(failures_frame(table, pos, col.name, s.to_numpy()[pos], "not a number"))
         vals = num.to_numpy(dtype=float, na_value=np.nan)
         if col.kind == "integer":
             frac = ~np.isnan(vals) & (vals != np.round(vals))
