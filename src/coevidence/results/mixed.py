@@ -248,6 +248,11 @@ class MixedResult(ResultBase):
         return np.asarray(self._fit.theta).copy()
 
     @property
+    def objective(self) -> float:
+        """lme4's ``REMLcrit`` (REML fits) or ``deviance`` (ML fits): -2 log-likelihood."""
+        return float(self._fit.objective)
+
+    @property
     def log_lik(self) -> float:
         return float(self._fit.loglik)
 
