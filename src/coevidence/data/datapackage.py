@@ -17,6 +17,7 @@ raises one :class:`~coevidence.exceptions.StudyValidationError` listing every pr
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,11 +63,13 @@ def _model_schema(model: Any) -> dict[str, Any]:
     return {"fields": fields}
 
 
+def _has_pyarrow() -> bool:
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 def _require_pyarrow() -> None:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in tests
-        raise MissingExtraError("pyarrow", "io", "read and write Parquet tables") from exc
+    if not _has_pyarrow():
+        raise MissingExtraError("pyarrow", "io", "read and write Parquet tables")
 
 
 def write_study(study: Study, path: str | Path, *, format: Literal["csv", "csv.gz", "parquet"] = "csv") -> Path:
