@@ -320,7 +320,8 @@ def build_problem(
     Returns
     -------
     problem : MixedProblem
-        Random terms ordered as lme4 orders them (decreasing number of levels, stable).
+        Random terms in lme4's order (``mkReTrms``: by decreasing number of levels when the
+        formula's order is not already so; ties then in reverse formula order).
     info : FormulaInfo
 
     Raises
@@ -378,7 +379,7 @@ def build_problem(
     order = _first_positions(rhs, list(data.columns))
     fixed_names = tuple(_r_name(n, order) for n in raw_names)
     terms = [_random_term(s, sub, formula) for s in parsed.random]
-    idx = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)
+    idx = _lme4_term_order([t.n_levels for t in terms])
     terms = [terms[i] for i in idx]
     random = tuple(parsed.random[i] for i in idx)
     problem = MixedProblem(y=y, X=X, fixed_names=fixed_names, terms=tuple(terms), reml=bool(reml))
@@ -397,6 +398,14 @@ def build_problem(
         group_columns=tuple(group_cols),
     )
     return problem, info
+
+
+def _lme4_term_order(nl: list[int]) -> list[int]:
+    """lme4's ``mkReTrms`` order: if any term has more levels than the one before it,
+    ``rev(order(nl))`` (so ties end up in reverse formula order); otherwise as written."""
+    if any(b > a for a, b in zip(nl, nl[1:])):
+        return list(reversed(sorted(range(len(nl)), key=lambda i: nl[i])))
+    return list(range(len(nl)))
 
 
 def _fixed_matrix(fixed: str, sub: pd.DataFrame, formula: str):
