@@ -123,3 +123,29 @@ def test_example_study_is_bundled_and_valid() -> None:
     assert 0.05 < missing < 0.11
     size = sum(p.stat().st_size for p in example_study_path().iterdir())
     assert size < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".dta", ".sav"])
+def test_resources_in_other_formats_are_read(tmp_path: Path, suffix: str) -> None:
+    """A package whose organisations table is Excel/Stata/SPSS reads to the same study."""
+    study = tiny()
+    study.write(tmp_path)
+    orgs = pd.read_csv(tmp_path / "organizations.csv", dtype=str).fillna("")
+    target = tmp_path / f"organizations{suffix}"
+    if suffix == ".xlsx":
+        orgs.to_excel(target, index=False)
+    elif suffix == ".dta":
+        orgs.to_stata(target, write_index=False, version=118)
+    else:
+        import pyreadstat
+
+        coded = orgs.assign(arm=orgs["arm"].map({"push": 1.0, "cc": 2.0}))
+        pyreadstat.write_sav(coded, target, variable_value_labels={"arm": {1.0: "push", 2.0: "cc"}})
+    desc = json.loads((tmp_path / "datapackage.json").read_text())
+    for res in desc["resources"]:
+        if res["name"] == "organizations":
+            res["path"] = target.name
+            res["format"] = suffix[1:]
+    (tmp_path / "datapackage.json").write_text(json.dumps(desc))
+    (tmp_path / "organizations.csv").unlink()
+    assert read_study(tmp_path) == study

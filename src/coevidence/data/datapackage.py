@@ -10,6 +10,10 @@ Layout::
       agreements.csv  relationship_ratings.csv
       responses.csv[.gz] | responses.parquet     scores.csv[.gz] | scores.parquet
 
+Resources written by other tools may also point to Excel (``.xlsx``), Stata (``.dta``) or SPSS
+(``.sav``) files; they are read with :func:`coevidence.read_table` (``io`` extra), SPSS/Stata value
+labels turned into their text.
+
 Metadata tables are always CSV (small, diff-able). Observation tables are CSV (optionally
 gzip-compressed) or Parquet (``pyarrow`` from the ``io`` extra). Reading validates everything and
 raises one :class:`~coevidence.exceptions.StudyValidationError` listing every problem.
@@ -189,11 +193,22 @@ def read_study(path: str | Path) -> Study:
         if res.get("format") == "parquet" or file.suffix == ".parquet":
             _require_pyarrow()
             frames[name] = pd.read_parquet(file)
+        elif file.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".dta", ".sav", ".zsav"):
+            from coevidence.data.readers import read_table
+
+            # value labels become their text (e.g. SPSS 1 -> "push"), as the schemas expect
+            labelled = file.suffix.lower() in (".dta", ".sav", ".zsav")
+            frames[name] = _labels_as_text(read_table(file, apply_value_labels=labelled))
         else:
             frames[name] = pd.read_csv(file, dtype=_csv_dtypes(res), keep_default_na=True,
                                        na_values=[""], compression="infer")
     return Study.from_frames(StudyDesign.model_validate(meta["design"]),
                              measures=meta.get("measures", []), **frames)
+
+
+def _labels_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.astype({c: object for c in cats}) if cats else frame
 
 
 def _csv_dtypes(resource: dict[str, Any]) -> dict[str, Any]:
