@@ -1,0 +1,197 @@
+"""Aggregation of group-time effects, as R ``did::aggte``, with influence-function SEs.
+
+Weights are cohort shares ``P(G = g)`` estimated from the sample, so their estimation error
+enters the influence function (``did``'s ``wif``). Standard errors are ``sqrt(mean(IF^2) / n)``;
+the multiplier bootstrap perturbs the influence functions with Mammen (did's default) or
+Rademacher weights at the unit (or cluster) level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from coevidence.models._did_cs import Cells
+
+__all__ = ["Aggregate", "aggregate", "multiplier_bootstrap", "pretrend_wald", "cohort_shares"]
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Aggregated effects: one row per label plus an overall summary (may be NaN)."""
+
+    kind: str
+    labels: np.ndarray  # event time, group or calendar period; "" for simple
+    estimate: np.ndarray
+    inf: np.ndarray  # n_units x n_labels
+    overall: float
+    overall_inf: np.ndarray | None
+
+
+def cohort_shares(unit_group: np.ndarray, unit_level: np.ndarray, cells: Cells) -> np.ndarray:
+    """``P(G = g, level = l)`` for each cell, over all units (treated and never treated)."""
+    return np.array(
+        [np.mean((unit_group == g) & (unit_level == lev)) for g, lev in zip(cells.group, cells.level, strict=True)]
+    )
+
+
+def _wif(keep: np.ndarray, pg: np.ndarray, cells: Cells, unit_group: np.ndarray, unit_level: np.ndarray) -> np.ndarray:
+    """Influence of estimating the weights ``pg[keep] / sum(pg[keep])`` (did's ``wif``)."""
+    ind = np.column_stack(
+        [((unit_group == cells.group[k]) & (unit_level == cells.level[k])).astype(float) - pg[k] for k in keep]
+    )
+    s = pg[keep].sum()
+    if1 = ind / s
+    if2 = ind.sum(axis=1, keepdims=True) * (pg[keep] / s**2)[None, :]
+    return if1 - if2
+
+
+def _combine(cells: Cells, keep: np.ndarray, w: np.ndarray, wif: np.ndarray | None) -> tuple[float, np.ndarray]:
+    est = float(np.sum(cells.estimate[keep] * w))
+    inf = cells.inf[:, keep] @ w
+    if wif is not None:
+        inf = inf + wif @ cells.estimate[keep]
+    return est, inf
+
+
+def aggregate(
+    cells: Cells,
+    kind: str,
+    unit_group: np.ndarray,
+    unit_level: np.ndarray,
+    level: object,
+    *,
+    balance_e: int | None = None,
+    min_e: float = -np.inf,
+    max_e: float = np.inf,
+) -> Aggregate:
+    """Aggregate the cells of one ``by`` level into simple / event / group / calendar effects."""
+    pg = cohort_shares(unit_group, unit_level, cells)
+    on = (cells.level == level) & ~cells.reference
+    e_all = cells.time - cells.group
+    post = cells.post
+    if kind == "simple":
+        keep = np.flatnonzero(on & post & (e_all <= max_e))
+        w = pg[keep] / pg[keep].sum()
+        est, inf = _combine(cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level))
+        return Aggregate("simple", np.array(["ATT"], dtype=object), np.array([est]), inf[:, None], est, inf)
+    if kind == "group":
+        groups = np.unique(cells.group[on])
+        ests, infs, gshare = [], [], []
+        for g in groups:
+            keep = np.flatnonzero(on & (cells.group == g) & post & (e_all <= max_e))
+            w = np.full(len(keep), 1.0 / len(keep))
+            est, inf = _combine(cells, keep, w, None)
+            ests.append(est), infs.append(inf)
+            gshare.append(np.mean((unit_group == g) & (unit_level == level)))
+        ests_a, infs_a = np.array(ests), np.column_stack(infs)
+        gs = np.array(gshare)
+        w = gs / gs.sum()
+        ind = np.column_stack([((unit_group == g) & (unit_level == level)).astype(float) - s for g, s in zip(groups, gs, strict=True)])
+        wif = ind / gs.sum() - ind.sum(axis=1, keepdims=True) * (gs / gs.sum() ** 2)[None, :]
+        overall = float(ests_a @ w)
+        overall_inf = infs_a @ w + wif @ ests_a
+        return Aggregate("group", groups, ests_a, infs_a, overall, overall_inf)
+    if kind == "event":
+        include = np.ones(len(cells.estimate), dtype=bool)
+        eseq = np.unique(e_all[on])
+        if balance_e is not None:
+            tmax, tmin = cells.time.max(), cells.time.min()
+            include = (tmax - cells.group) >= balance_e
+            eseq = np.unique(e_all[on & include])
+            eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - tmax + tmin)]
+        eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
+        ests, infs = [], []
+        for e in eseq:
+            keep = np.flatnonzero(on & include & (e_all == e))
+            w = pg[keep] / pg[keep].sum()
+            est, inf = _combine(cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level))
+            ests.append(est), infs.append(inf)
+        ests_a, infs_a = np.array(ests), np.column_stack(infs)
+        pos = eseq >= 0
+        overall = float(ests_a[pos].mean()) if pos.any() else float("nan")
+        overall_inf = infs_a[:, pos].mean(axis=1) if pos.any() else None
+        return Aggregate("event", eseq, ests_a, infs_a, overall, overall_inf)
+    if kind == "calendar":
+        tlist = np.unique(cells.time[on & post])
+        ests, infs = [], []
+        for t in tlist:
+            keep = np.flatnonzero(on & post & (cells.time == t) & (e_all <= max_e))
+            w = pg[keep] / pg[keep].sum()
+            est, inf = _combine(cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level))
+            ests.append(est), infs.append(inf)
+        ests_a, infs_a = np.array(ests), np.column_stack(infs)
+        return Aggregate("calendar", tlist, ests_a, infs_a, float(ests_a.mean()), infs_a.mean(axis=1))
+    raise ValueError(f"aggregation must be 'simple', 'event', 'group' or 'calendar', got {kind!r}")
+
+
+def se_from_inf(inf: np.ndarray) -> np.ndarray:
+    """``sqrt(mean(IF^2) / n)`` column-wise (NaN where a column is identically 0)."""
+    inf = np.atleast_2d(inf.T).T if inf.ndim == 1 else inf
+    n = inf.shape[0]
+    se = np.sqrt(np.mean(inf**2, axis=0) / n)
+    return np.where(se <= np.sqrt(np.finfo(float).eps) * 1e-3, np.nan, se)
+
+
+def multiplier_bootstrap(
+    inf: np.ndarray,
+    reps: int,
+    rng: np.random.Generator,
+    weights: str = "mammen",
+    cluster: np.ndarray | None = None,
+    conf_level: float = 0.95,
+) -> tuple[np.ndarray, float]:
+    """Bootstrap SEs (IQR-based, as did) and the uniform (sup-t) critical value.
+
+    ``inf`` is n_units x m; with ``cluster`` the influence functions are summed within clusters
+    first (did's clustered bootstrap).
+    """
+    n = inf.shape[0]
+    if cluster is not None:
+        codes, _ = _codes(cluster)
+        S = np.zeros((codes.max() + 1, inf.shape[1]))
+        np.add.at(S, codes, inf)
+        inf_c = S
+    else:
+        inf_c = inf
+    m = inf_c.shape[0]
+    if weights == "mammen":
+        k = (np.sqrt(5) + 1) / 2
+        v = np.where(rng.random((reps, m)) < k / np.sqrt(5), 1 - k, k)
+    elif weights == "rademacher":
+        v = rng.choice(np.array([-1.0, 1.0]), size=(reps, m))
+    else:
+        raise ValueError(f"bootstrap weights must be 'mammen' or 'rademacher', got {weights!r}")
+    bres = np.sqrt(n) * (v @ inf_c) / n  # reps x m: sqrt(n) * mean(v * IF)
+    q75, q25 = np.quantile(bres, [0.75, 0.25], axis=0)
+    bsigma = (q75 - q25) / (stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
+    ok = bsigma > np.sqrt(np.finfo(float).eps) * 10
+    bT = np.max(np.abs(bres[:, ok] / bsigma[ok]), axis=1) if ok.any() else np.array([np.nan])
+    crit = float(np.quantile(bT, conf_level)) if ok.any() else float("nan")
+    se = np.where(ok, bsigma / np.sqrt(n), np.nan)
+    return se, crit
+
+
+def _codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, codes = np.unique(np.asarray(x, dtype=object).astype(str), return_inverse=True)
+    return codes, uniq
+
+
+def pretrend_wald(cells: Cells, level: object | None = None) -> dict[str, float]:
+    """Wald test that all pre-treatment group-time effects are zero (did's pre-test)."""
+    sel = (cells.time < cells.group) & ~cells.reference
+    if level is not None:
+        sel &= cells.level == level
+    idx = np.flatnonzero(sel)
+    if len(idx) == 0:
+        return {"statistic": float("nan"), "df": 0, "p_value": float("nan")}
+    n = cells.inf.shape[0]
+    V = cells.inf[:, idx].T @ cells.inf[:, idx] / n
+    est = cells.estimate[idx]
+    keep = np.diag(V) > 0
+    V, est = V[np.ix_(keep, keep)], est[keep]
+    W = float(n * est @ np.linalg.pinv(V) @ est)
+    df = int(np.linalg.matrix_rank(V))
+    return {"statistic": W, "df": df, "p_value": float(stats.chi2.sf(W, df))}
