@@ -51,7 +51,7 @@ def _item_scale(
 ) -> ScaleScores:
     rule = measure.rule(s)
     miss = measure.missing_rule(s)
-    if rule is ScoringRule.difference_sum:
+    if rule == ScoringRule.difference_sum:
         a = x[:, [col[p[0]] for p in s.pairs]]
         b = x[:, [col[p[1]] for p in s.pairs]]
         sub = a - b
@@ -64,30 +64,32 @@ def _item_scale(
     reason = _reasons(n_ans, req)
     ok = reason == _NONE
     with np.errstate(invalid="ignore", divide="ignore"):
-        if rule is ScoringRule.mean:
+        if rule == ScoringRule.mean:
             total = np.where(answered, sub, 0.0).sum(axis=1)
             score = total / n_ans
         elif rule in (ScoringRule.sum, ScoringRule.difference_sum):
             score = np.where(answered, sub, 0.0).sum(axis=1)
             if miss.prorate:
                 score = score * n / n_ans
-        elif rule is ScoringRule.weighted:
+        elif rule == ScoringRule.weighted:
             w = np.array([s.weights[i] for i in s.items], dtype=float)
             score = (np.where(answered, sub, 0.0) * w).sum(axis=1)
             if miss.prorate:
                 w_ans = (answered * w).sum(axis=1)
                 score = score * w.sum() / w_ans
-        elif rule is ScoringRule.custom:
+        elif rule == ScoringRule.custom:
             fn = measure.resolve_scorer()
             assert fn is not None  # guaranteed by the definition's validator
-            out = np.asarray(fn(sub.copy(), tuple(s.items)), dtype=float).reshape(-1)
-            if out.shape != (sub.shape[0],):
+            rows = np.flatnonzero(ok)  # the scorer only sees rows the missing rule accepts
+            out = np.asarray(fn(sub[rows].copy(), tuple(s.items)), dtype=float).reshape(-1)
+            if out.shape != (len(rows),):
                 raise MeasureError(
                     _scorer_failure(measure, s, f"custom scorer returned shape {out.shape}, "
-                                    f"expected ({sub.shape[0]},)"),
+                                    f"expected ({len(rows)},)"),
                     what=f"measure {measure.id!r}",
                 )
-            score = out
+            score = np.full(sub.shape[0], np.nan)
+            score[rows] = out
             reason[ok & np.isnan(score)] = _SCORER_NAN
             ok = reason == _NONE
         else:  # pragma: no cover - composites are handled by the caller
@@ -132,7 +134,7 @@ def _composite(
     ok = reason == _NONE
     with np.errstate(invalid="ignore", divide="ignore"):
         total = np.where(answered, sub, 0.0).sum(axis=1)
-        if rule is ScoringRule.composite:
+        if rule == ScoringRule.composite:
             score = total / n_ans
         else:
             score = total * n / n_ans if miss.prorate else total

@@ -75,7 +75,8 @@ class ReliabilityResult(ResultBase):
     std_alpha : float
         Standardised alpha (from correlations).
     omega : float
-        McDonald's omega total from a one-factor minres model on the correlations.
+        McDonald's omega total from a one-factor minres model on the correlations (NaN with
+        two items: the model is not identified).
     loadings : pandas.Series
         Standardised one-factor loadings.
     item_stats : pandas.DataFrame
@@ -116,10 +117,14 @@ class ReliabilityResult(ResultBase):
         r = np.corrcoef(x, rowvar=False)
         rbar = (r.sum() - k) / (k * (k - 1))
         self.std_alpha = float(k * rbar / (1 + (k - 1) * rbar))
-        lam, ok = _minres_loadings(r)
+        if k >= 3:
+            lam, ok = _minres_loadings(r)
+            s = lam.sum()
+            self.omega = float(s**2 / (s**2 + (1 - lam**2).sum()))
+        else:  # a one-factor model is not identified with two items
+            lam, ok = np.full(k, np.nan), False
+            self.omega = float("nan")
         self.loadings = pd.Series(lam, index=list(items), name="loading")
-        s = lam.sum()
-        self.omega = float(s**2 / (s**2 + (1 - lam**2).sum()))
         self.omega_converged = ok
         self.heywood = bool((np.abs(lam) >= 1).any())
         self._x = x
@@ -181,7 +186,9 @@ class ReliabilityResult(ResultBase):
             f"alpha = {self.alpha:.4f} [{self.alpha_ci[0]:.4f}, {self.alpha_ci[1]:.4f}]; "
             f"std alpha = {self.std_alpha:.4f}; omega = {self.omega:.4f}",
         ]
-        if not self.omega_converged or self.heywood:
+        if self.n_items < 3:
+            lines.append("Note: omega needs at least 3 items (one-factor model not identified).")
+        elif not self.omega_converged or self.heywood:
             lines.append("Warning: the one-factor model did not converge or has a loading >= 1 "
                          "(Heywood case); omega is not trustworthy.")
         lines += ["", self.item_stats.to_string(index=False, float_format=lambda v: f"{v:.4f}")]

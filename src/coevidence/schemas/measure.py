@@ -42,8 +42,10 @@ __all__ = [
 Identifier = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$", min_length=1, max_length=64)
 
 #: Signature of a custom scorer: ``scorer(values, items) -> scores``; ``values`` is a float
-#: array (respondents x items, NaN = unanswered, reverse keying already applied), ``items`` the
-#: item codes of the columns; it returns one float per row.
+#: array (respondents x items, NaN = unanswered, reverse keying already applied) holding only
+#: the rows that meet the missing-item rule, ``items`` the item codes of the columns; it returns
+#: one float per row (NaN = not scored, reported as ``scorer_returned_nan``). A score must
+#: depend on the respondent's own row only (``check_measure`` tests this).
 Scorer = Callable[..., Any]
 
 
@@ -365,15 +367,15 @@ with warnings.catch_warnings():
                     )
             elif s.components:
                 raise ValueError(f"subscale {s.id!r} has components but rule {rule.value!r}")
-            if rule is ScoringRule.difference_sum and not s.pairs:
+            if rule == ScoringRule.difference_sum and not s.pairs:
                 raise ValueError(f"difference_sum subscale {s.id!r} needs pairs")
-            if rule is ScoringRule.weighted:
+            if rule == ScoringRule.weighted:
                 missing_w = [i for i in s.items if i not in s.weights]
                 if missing_w:
                     raise ValueError(f"weighted subscale {s.id!r}: no weight for {missing_w}")
             if s.weights and set(s.weights) - set(s.items):
                 raise ValueError(f"subscale {s.id!r}: weights for items not in the subscale")
-            if rule is ScoringRule.custom and self.scorer is None:
+            if rule == ScoringRule.custom and self.scorer is None:
                 raise ValueError(f"subscale {s.id!r} uses custom scoring but no scorer is set")
 
         # ---- derived structure -------------------------------------------------------------
@@ -434,14 +436,14 @@ with warnings.catch_warnings():
             s = by_id[scale_id]
             lo, hi = float(self.response_min), float(self.response_max)
             rule = self.rule(s)
-            if rule is ScoringRule.mean:
+            if rule == ScoringRule.mean:
                 return (lo, hi)
-            if rule is ScoringRule.sum:
+            if rule == ScoringRule.sum:
                 return (len(s.items) * lo, len(s.items) * hi)
-            if rule is ScoringRule.difference_sum:
+            if rule == ScoringRule.difference_sum:
                 n = len(s.pairs)
                 return (n * (lo - hi), n * (hi - lo))
-            if rule is ScoringRule.weighted:
+            if rule == ScoringRule.weighted:
                 w = [s.weights[i] for i in s.items]
                 return (
                     sum(min(x * lo, x * hi) for x in w),
@@ -453,7 +455,7 @@ with warnings.catch_warnings():
                     return None
                 los = [r[0] for r in rngs if r is not None]
                 his = [r[1] for r in rngs if r is not None]
-                if rule is ScoringRule.composite:
+                if rule == ScoringRule.composite:
                     return (sum(los) / len(los), sum(his) / len(his))
                 return (sum(los), sum(his))
             return None

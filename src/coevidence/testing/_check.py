@@ -123,6 +123,15 @@ def _checks(m: MeasureDefinition, n: int, seed: int) -> list[tuple[str, Callable
             return "ok"
         raise AssertionError("an unknown item code was accepted")
 
+    def batch_independent() -> str:
+        a = _quiet(lambda: score(full, m)).scores
+        half = len(full) // 2
+        parts = [_quiet(lambda p=p: score(p, m)).scores for p in (full.iloc[:half],
+                                                                  full.iloc[half:])]
+        b = pd.concat(parts, ignore_index=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+        return "a respondent's score does not depend on who else is scored"
+
     def scoring_deterministic() -> str:
         a = _quiet(lambda: score(full, m)).scores
         b = _quiet(lambda: score(full, m)).scores
@@ -138,6 +147,7 @@ def _checks(m: MeasureDefinition, n: int, seed: int) -> list[tuple[str, Callable
         ("missing_rule_monotone", missing_rule_monotone),
         ("out_of_range_rejected", out_of_range_rejected),
         ("unknown_item_rejected", unknown_item_rejected),
+        ("batch_independent", batch_independent),
         ("scoring_deterministic", scoring_deterministic),
     ]
 
@@ -148,7 +158,8 @@ def check_measure(
     """Run the conformance checks every measure definition must pass.
 
     Checks: JSON round trip; complete random responses are all scored, finite and within each
-    scale's theoretical range; scores do not depend on row order; long and wide input agree;
+    scale's theoretical range; scores do not depend on row order, nor on which other
+    respondents are scored in the same call (batch independence); long and wide input agree;
     reverse keying twice is the identity; the missing-item rule is monotone (hiding answers
     never makes a score appear); out-of-range responses and unknown item codes raise
     :class:`~coevidence.exceptions.MeasureError`; scoring is deterministic (custom scorers).
