@@ -96,3 +96,25 @@ def test_example_panel_reflects_the_design() -> None:
     assert p.groupby("wave")["phase"].agg(lambda s: s.mode()[0]).tolist() == [
         "before", "during", "during", "during", "after", "after"]
     assert {"research_use", "capacity", "research_use_n"} <= set(p.columns)
+
+
+def test_panel_is_invariant_to_the_order_of_input_rows() -> None:
+    """Shuffling every input table's rows gives the same panel."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    t0 = tiny_tables()
+    reference = Study.from_frames(t0.pop("design"), measures=t0.pop("measures"), **t0).panel()
+
+    @settings(max_examples=15, deadline=None)
+    @given(st.integers(0, 2**32 - 1))
+    def check(seed: int) -> None:
+        t = tiny_tables()
+        rng = np.random.default_rng(seed)
+        for k, v in list(t.items()):
+            if isinstance(v, pd.DataFrame):
+                t[k] = v.iloc[rng.permutation(len(v))].reset_index(drop=True)
+        shuffled = Study.from_frames(t.pop("design"), measures=t.pop("measures"), **t).panel()
+        pd.testing.assert_frame_equal(shuffled, reference)
+
+    check()

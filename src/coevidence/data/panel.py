@@ -158,7 +158,7 @@ def build_panel(
     })
     grid = units.merge(wave_frame, how="cross")
 
-    scores = long_scores(study)
+    scores = study._long_scores
     available = sorted(scores["measure_id"].unique().tolist())
     if outcomes is None:
         outcomes = available

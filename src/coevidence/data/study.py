@@ -368,8 +368,11 @@ class Study:
         )
 
     @cached_property
-    def _org_by_id(self) -> dict[str, Organization]:
-        return {o.id: o for o in self._organizations}
+    def _long_scores(self) -> pd.DataFrame:
+        """All scores, item responses scored once per study (the study is immutable)."""
+        from coevidence.data.panel import long_scores
+
+        return long_scores(self)
 
 
 def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
