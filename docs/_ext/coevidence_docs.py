@@ -332,20 +332,25 @@ class GlobTocTree(TocTree):
     def run(self) -> list[Any]:
         self.options["glob"] = True
         current = self.env.docname
-        found = set(self.env.found_docs) - {current}
+        base = current.rpartition("/")[0]
+        remaining = set(self.env.found_docs) - {current}  # as Sphinx's own glob sees them
         kept = []
         for entry in self.content:
             pattern = entry.strip()
-            if not pattern or not any(ch in pattern for ch in "*?["):
+            if not pattern:
+                continue
+            full = f"{base}/{pattern}" if base else pattern
+            if not any(ch in pattern for ch in "*?["):
+                remaining.discard(full.removesuffix(".md").removesuffix(".rst"))
                 kept.append(entry)
                 continue
-            base = current.rpartition("/")[0]
-            full = f"{base}/{pattern}" if base else pattern
-            if list(patfilter(found, full)):
+            matched = set(patfilter(remaining, full))
+            if matched:
+                remaining -= matched
                 kept.append(entry)
-        if not [k for k in kept if k.strip()]:
+        if not kept:
             return []
-        self.content = StringList(kept, source=self.content.source(0) if self.content else "")
+        self.content = StringList(kept, source=self.content.source(0))
         return super().run()
 
 

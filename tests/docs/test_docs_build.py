@@ -29,7 +29,7 @@ def site(tmp_path_factory) -> Path:
     resolvable = [n for n, m in coevidence._LAZY.items() if coevidence_docs._resolvable(n, m) is None]
     proc = subprocess.run(
         [
-            sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q",
+            sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-N",
             "-b", "html", "-d", str(out / "doctrees"), str(DOCS), str(out / "html"),
         ],
         capture_output=True,
@@ -150,12 +150,14 @@ def test_glob_toctree_skips_empty_folders(tmp_path):
     (src / "full").mkdir(parents=True)
     (src / "empty").mkdir()
     (src / "full" / "page.md").write_text("# A page\n")
+    (src / "other.md").write_text("# Other page\n")
     (src / "conf.py").write_text(
         f"import sys; sys.path.insert(0, {str(DOCS / '_ext')!r})\n"
         "extensions = ['myst_parser', 'coevidence_docs']\n"
     )
     (src / "index.md").write_text(
-        "# Home\n\n```{glob-toctree}\n:caption: Full\n\nfull/*\n```\n\n"
+        "# Home\n\n```{glob-toctree}\n:caption: Top\n\nother\n*\n```\n\n"
+        "```{glob-toctree}\n:caption: Full\n\nfull/*\n```\n\n"
         "```{glob-toctree}\n:caption: Empty\n\nempty/*\n```\n"
     )
     proc = subprocess.run(
@@ -165,4 +167,6 @@ def test_glob_toctree_skips_empty_folders(tmp_path):
     assert proc.returncode == 0, proc.stderr
     index = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert 'href="full/page.html"' in index
-    assert "Empty" not in _text(tmp_path / "out" / "index.html").split("A page")[0].split("Home")[-1]
+    assert 'href="other.html"' in index  # explicit entry kept; the "*" after it matched nothing
+    assert 'caption-text">Full<' in index
+    assert 'caption-text">Empty<' not in index
