@@ -16,6 +16,13 @@ wave position *t* (0, 1, ...) is
 where :math:`c_k` is 1 for co-creation and :math:`(t - t_{end})_+` the waves since TA ended.
 Item responses are the true score plus item error sized so that the reliability of the item
 mean equals ``reliability``, rounded to the response scale.
+
+In stepped-wedge (``assignment="stepped_wedge"``, random order of starts) and staggered
+(``assignment="staggered"``, non-random starts: units with higher readiness start earlier)
+designs every unit receives co-creation TA from its start on and none before; the TA terms then
+use exposure time: ``arm_effect`` is the level change at the start, ``arm_slope`` the change
+in slope per wave since the start and ``post_slope_change`` the change after TA ends.
+:func:`true_effects` gives the true arm differences a spec implies.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from coevidence.data.study import Study
 from coevidence.schemas.measure import MeasureDefinition
 
-__all__ = ["OutcomeSpec", "SimulationSpec", "simulate_study"]
+__all__ = ["OutcomeSpec", "SimulationSpec", "simulate_study", "true_effects"]
 
 
 class _Spec(BaseModel):
@@ -61,6 +68,14 @@ class OutcomeSpec(_Spec):
         Co-creation change in slope per wave after TA ends (sustainment).
     sd_provider, sd_org_intercept, sd_org_slope, sd_respondent, sd_residual : float
         Standard deviations of the random effects and the occasion-level residual.
+    sd_provider_slope : float
+        Standard deviation of provider-level slopes (the level-3 slope variance).
+    readiness_effect : float
+        Outcome level per SD of an organisation's readiness (drives start order in staggered
+        designs; 0 = readiness unrelated to the outcome).
+    round_items : bool
+        Round item responses to the integer response scale (False keeps the continuous
+        values, clipped to the scale; useful for checking normal-theory power formulas).
     """
 
     measure_id: str = "research_use"
@@ -78,6 +93,18 @@ class OutcomeSpec(_Spec):
     sd_org_slope: float = Field(0.04, ge=0)
     sd_respondent: float = Field(0.35, ge=0)
     sd_residual: float = Field(0.30, ge=0)
+    sd_provider_slope: float = Field(0.0, ge=0)
+    readiness_effect: float = 0.0
+    round_items: bool = True
+
+    def total_variance(self) -> float:
+        """Variance of a respondent's true score at the first wave (random intercepts + residual)."""
+        return (self.sd_provider ** 2 + self.sd_org_intercept ** 2 + self.sd_respondent ** 2
+                + self.sd_residual ** 2)
+
+    def error_variance(self) -> float:
+        """Variance of the item-mean measurement error implied by ``reliability``."""
+        return self.total_variance() * (1 - self.reliability) / self.reliability
 
 
 class SimulationSpec(_Spec):
@@ -93,12 +120,35 @@ class SimulationSpec(_Spec):
         Organisations per provider and respondents per organisation.
     n_waves : int
         Measurement waves, ``wave_months`` apart, the first at ``start_date``.
-    assignment : {"provider", "organization"}
-        Unit randomised to push or co-creation (half each).
+    assignment : {"provider", "organization", "stepped_wedge", "staggered"}
+        ``provider``/``organization``: that unit is randomised to push or co-creation (half
+        each). ``stepped_wedge``: ``rollout_unit``\ s start co-creation TA in ``n_steps``
+        equal groups in random order, one group before each of waves 2, 3, ...
+        ``staggered``: the same steps but non-random: more ready units start earlier
+        (``selection`` sets how strongly).
+    rollout_unit : {"provider", "organization"}
+        Unit whose start is staggered in stepped-wedge and staggered designs.
+    n_steps : int, optional
+        Number of steps (default ``n_waves - 1``).
+    selection : float
+        Staggered designs: weight of readiness (SD units) against unit-level noise (SD 1) in
+        the start order; 0 = starts unrelated to readiness.
     ta_months : int
         Length of every engagement in months (starting two weeks after the first wave).
     attrition : float
-        Per-wave probability that a respondent drops out for good after the first wave (MCAR).
+        Per-wave probability that a respondent drops out for good after the first wave.
+    attrition_mechanism : {"mcar", "mar"}
+        ``mcar``: dropout unrelated to anything. ``mar``: the per-wave hazard depends on the
+        respondent's observed score (first outcome) at the previous wave,
+        ``logit(h) = logit(attrition) - mar_strength * z`` (low scorers drop out more).
+    mar_strength : float
+        Strength of the MAR dependence (log-odds per SD of the previous score).
+    encounter_logs : bool
+        Generate engagement encounter logs, phases, components, agreements and ratings
+        (False: engagements only, for fast simulation-based power).
+    responses : {"items", "scores"}
+        Store item responses (scored by the measure definition) or only the respondents'
+        item-mean scores (same measurement model, far fewer rows).
     outcomes : tuple of OutcomeSpec
         The outcome measures to generate.
 
@@ -118,9 +168,16 @@ class SimulationSpec(_Spec):
     n_waves: int = Field(6, ge=2)
     wave_months: int = Field(6, ge=1)
     start_date: dt.date = dt.date(2024, 1, 15)
-    assignment: Literal["provider", "organization"] = "provider"
+    assignment: Literal["provider", "organization", "stepped_wedge", "staggered"] = "provider"
+    rollout_unit: Literal["provider", "organization"] = "organization"
+    n_steps: int | None = Field(None, ge=1)
+    selection: float = 1.0
     ta_months: int = Field(22, ge=1)
     attrition: float = Field(0.03, ge=0, lt=1)
+    attrition_mechanism: Literal["mcar", "mar"] = "mcar"
+    mar_strength: float = 1.0
+    encounter_logs: bool = True
+    responses: Literal["items", "scores"] = "items"
     outcomes: tuple[OutcomeSpec, ...] = (
         OutcomeSpec(),
         OutcomeSpec(measure_id="capacity", n_items=7, reliability=0.88, intercept=3.0,
@@ -156,11 +213,18 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
     rng = np.random.default_rng(seed)
     waves = [_add_months(spec.start_date, spec.wave_months * w) for w in range(spec.n_waves)]
     end = _add_months(waves[-1], 1)
-    arms = [{"id": "push", "ta_model": "push", "label": "Push TA"},
-            {"id": "co_creation", "ta_model": "co_creation", "label": "Co-creation TA"}]
+    parallel = spec.assignment in ("provider", "organization")
+    if parallel:
+        arms = [{"id": "push", "ta_model": "push", "label": "Push TA"},
+                {"id": "co_creation", "ta_model": "co_creation", "label": "Co-creation TA"}]
+        unit_of_design = spec.assignment
+    else:
+        arms = [{"id": "co_creation", "ta_model": "co_creation",
+                 "label": "Co-creation TA (staggered start)"}]
+        unit_of_design = spec.rollout_unit if spec.assignment == "stepped_wedge" else "none"
     design = {
         "id": spec.study_id, "title": spec.title,
-        "randomisation_unit": spec.assignment,
+        "randomisation_unit": unit_of_design,
         "arms": arms,
         "waves": [{"index": i + 1, "date": d, "label": "baseline" if i == 0 else f"wave {i + 1}"}
                   for i, d in enumerate(waves)],
@@ -173,11 +237,19 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
     n_org = n_prov * n_org_p
     org_ids = [f"O{j + 1:04d}" for j in range(n_org)]
     org_prov = np.repeat(np.arange(n_prov), n_org_p)
+    readiness = None
     if spec.assignment == "provider":
         prov_cc = rng.permutation(np.arange(n_prov) % 2)
         org_cc = prov_cc[org_prov]
-    else:
+        org_step = np.ones(n_org, dtype=int)
+    elif spec.assignment == "organization":
         org_cc = rng.permutation(np.arange(n_org) % 2)
+        org_step = np.ones(n_org, dtype=int)
+    else:
+        org_cc = np.ones(n_org, dtype=int)
+        org_step, readiness = _rollout(rng, spec, org_prov, n_org)
+    if readiness is None and any(o.readiness_effect != 0 for o in spec.outcomes):
+        readiness = rng.normal(0, 1, n_org)
     kinds = rng.choice(["researcher", "intermediary", "practitioner_turned_ta"], size=n_prov)
     providers = pd.DataFrame({"id": prov_ids, "kind": kinds})
     sectors = rng.choice(["child_welfare", "education", "public_health"], size=n_org)
@@ -197,70 +269,44 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
     })
 
     # engagements and their logs
-    start = spec.start_date + dt.timedelta(days=14)
-    ta_end = _add_months(start, spec.ta_months)
     eng_rows, enc_rows, comp_rows, agr_rows, rating_rows, phase_rows, adapt_rows = ([] for _ in range(7))
+    end_pos = np.zeros(n_org)
+    wave_ns = [pd.Timestamp(w).value for w in waves]
+    t = np.arange(spec.n_waves, dtype=float)
     for j, oid in enumerate(org_ids):
         cc = bool(org_cc[j])
         eid = f"E{j + 1:04d}"
+        start = waves[org_step[j] - 1] + dt.timedelta(days=14)
+        ta_end = _add_months(start, spec.ta_months)
+        end_pos[j] = np.interp(pd.Timestamp(ta_end).value, wave_ns, t, right=np.inf)
         s = start + dt.timedelta(days=int(rng.integers(0, 10)))
         e = ta_end + dt.timedelta(days=int(rng.integers(-10, 10)))
         eng_rows.append({"id": eid, "org_id": oid, "provider_ids": prov_ids[org_prov[j]],
                          "ta_model": "co_creation" if cc else "push", "start_date": s, "end_date": e,
                          "joint_diagnosis": cc, "data_system_support": bool(rng.random() < (0.6 if cc else 0.3)),
                          "strategy": "co-design with local data review" if cc else "packaged programme"})
-        phase_rows += [
-            {"engagement_id": eid, "phase": "pre_implementation", "start_date": s,
-             "end_date": s + dt.timedelta(days=60)},
-            {"engagement_id": eid, "phase": "implementation", "start_date": s + dt.timedelta(days=61),
-             "end_date": e},
-        ]
-        gap = 14 if cc else 30
-        day = s
-        while day <= e:
-            first = day == s
-            activity = ("diagnosis" if cc and first else
-                        rng.choice(["co_design", "data_review", "consultation", "coordination"]) if cc
-                        else rng.choice(["training", "resource_delivery", "monitoring", "coordination"]))
-            enc_rows.append({"engagement_id": eid, "date": day,
-                             "minutes": float(max(10, round(rng.normal(75 if cc else 50, 20)))),
-                             "mode": rng.choice(["in_person", "video", "phone", "email"], p=[0.3, 0.4, 0.2, 0.1]),
-                             "activity": activity, "delivery": rng.choice(["group", "individual"]),
-                             "provider_id": prov_ids[org_prov[j]], "proactive": bool(rng.random() < 0.6)})
-            day = day + dt.timedelta(days=int(rng.integers(gap - 5, gap + 6)))
-        comps = (["joint_diagnosis", "co_designed_solution", "data_review_cycle"] if cc
-                 else ["packaged_training", "implementation_toolkit"])
-        for order, cid in enumerate(comps, start=1):
-            comp_rows.append({"engagement_id": eid, "id": cid, "order": order,
-                              "introduced_on": s + dt.timedelta(days=45 * (order - 1))})
-        agr_rows += [
-            {"engagement_id": eid, "kind": "publication", "terms": "joint authorship; agency review",
-             "agreed_on": s},
-            {"engagement_id": eid, "kind": "data_sharing", "terms": "de-identified extracts",
-             "agreed_on": s},
-        ]
-        for w in waves[1:]:
-            if s <= w <= e:
-                rating_rows.append({"engagement_id": eid, "date": w, "rater": "organization",
-                                    "dimension": "overall",
-                                    "value": float(np.clip(round(rng.normal(4.1 if cc else 3.6, 0.5), 1), 1, 5))})
-        if cc and rng.random() < 0.4:
-            adapt_rows.append({"engagement_id": eid, "date": s + dt.timedelta(days=120),
-                               "target": "practice", "phase": "implementation", "planned": bool(rng.random() < 0.5),
-                               "decided_by": "joint team", "what_modified": "content",
-                               "level": "organization", "modification_type": "tailoring",
-                               "fidelity_consistent": True, "goal": "fit local data systems",
-                               "reason": "workforce capacity"})
+        if not spec.encounter_logs:
+            continue
+        _logs(rng, eid, cc, s, e, prov_ids[org_prov[j]], waves, phase_rows, enc_rows, comp_rows,
+              agr_rows, rating_rows, adapt_rows)
 
     # outcomes: growth model -> true scores -> items
-    t = np.arange(spec.n_waves, dtype=float)
-    end_pos = np.interp(pd.Timestamp(ta_end).value,
-                        [pd.Timestamp(w).value for w in waves], t)
-    post = np.clip(t - end_pos, 0, None)
-    dropout = _dropout(rng, n_resp, spec.n_waves, spec.attrition)
-    resp_rows = []
+    if parallel:
+        # as in v1: the TA end is the nominal end of every engagement
+        ta_end0 = _add_months(spec.start_date + dt.timedelta(days=14), spec.ta_months)
+        end_pos0 = np.interp(pd.Timestamp(ta_end0).value, wave_ns, t)
+        post = np.clip(t - end_pos0, 0, None)
+    else:
+        start_pos = (org_step - 1)[resp_org].astype(float)
+        exposure = np.clip(t[None, :] - start_pos[:, None], 0, None)
+        started = (t[None, :] >= (start_pos + 1)[:, None]).astype(float)
+        post_i = np.clip(t[None, :] - end_pos[resp_org][:, None], 0, None)
+    dropout = (_dropout(rng, n_resp, spec.n_waves, spec.attrition)
+               if spec.attrition_mechanism == "mcar" else None)
+    resp_rows, score_rows = [], []
     measures = []
     resp_ids = respondents["id"].to_numpy()
+    wave_days = np.array(waves, dtype="datetime64[D]")
     for o in spec.outcomes:
         measures.append(MeasureDefinition(
             id=o.measure_id, name=f"Simulated {o.measure_id.replace('_', ' ')} scale",
@@ -274,38 +320,170 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
         u1 = rng.normal(0, o.sd_org_slope, n_org)
         r_i = rng.normal(0, o.sd_respondent, n_resp)
         cc_i = org_cc[resp_org].astype(float)
-        eta = (o.intercept + o.slope * t[None, :] + o.arm_effect * cc_i[:, None]
-               + o.arm_slope * cc_i[:, None] * t[None, :] + o.post_slope_change * cc_i[:, None] * post[None, :]
+        if parallel:
+            ta = (o.arm_effect * cc_i[:, None] + o.arm_slope * cc_i[:, None] * t[None, :]
+                  + o.post_slope_change * cc_i[:, None] * post[None, :])
+        else:
+            ta = o.arm_effect * started + o.arm_slope * exposure + o.post_slope_change * post_i
+        eta = (o.intercept + o.slope * t[None, :] + ta
                + u_k[org_prov[resp_org]][:, None] + u0[resp_org][:, None] + u1[resp_org][:, None] * t[None, :]
                + r_i[:, None] + rng.normal(0, o.sd_residual, (n_resp, spec.n_waves)))
-        true_var = (o.sd_provider ** 2 + o.sd_org_intercept ** 2 + o.sd_respondent ** 2
-                    + o.sd_residual ** 2)
-        err_sd = np.sqrt(o.n_items * true_var * (1 - o.reliability) / o.reliability)
+        if o.sd_provider_slope > 0:
+            v_k = rng.normal(0, o.sd_provider_slope, n_prov)
+            eta = eta + v_k[org_prov[resp_org]][:, None] * t[None, :]
+        if o.readiness_effect != 0 and readiness is not None:
+            eta = eta + o.readiness_effect * readiness[resp_org][:, None]
+        err_sd = np.sqrt(o.n_items * o.error_variance())
         items = eta[:, :, None] + rng.normal(0, err_sd, (n_resp, spec.n_waves, o.n_items))
-        items = np.clip(np.rint(items), o.response_min, o.response_max)
+        if o.round_items:
+            items = np.rint(items)
+        items = np.clip(items, o.response_min, o.response_max)
+        if dropout is None:  # MAR: hazard from the previous wave's observed score
+            dropout = _dropout_mar(rng, items.mean(axis=2), spec.attrition, spec.mar_strength)
         observed = ~dropout
         # item non-response: 1% of items skipped at random
         skipped = rng.random(items.shape) < 0.01
+        day_offset = rng.integers(0, 21, size=(n_resp, spec.n_waves))
+        if spec.responses == "scores":
+            vals3 = np.where(skipped, np.nan, items)
+            answered = np.sum(~skipped, axis=2)
+            score = np.where(answered >= np.ceil(0.8 * o.n_items), _nanmean(vals3), np.nan)
+            ii, ww = np.nonzero(observed)
+            score_rows.append(pd.DataFrame({
+                "unit_level": "respondent", "unit_id": resp_ids[ii], "measure_id": o.measure_id,
+                "wave": ww + 1, "value": score[ii, ww],
+                "date": pd.to_datetime(wave_days[ww]) + pd.to_timedelta(day_offset[ii, ww], unit="D"),
+            }))
+            continue
         ii, ww, qq = np.nonzero(observed[:, :, None] & np.ones_like(items, dtype=bool))
         vals = np.where(skipped[ii, ww, qq], np.nan, items[ii, ww, qq])
-        day_offset = rng.integers(0, 21, size=(n_resp, spec.n_waves))
-        dates = (pd.to_datetime(np.array(waves, dtype="datetime64[D]")[ww])
+        dates = (pd.to_datetime(wave_days[ww])
                  + pd.to_timedelta(day_offset[ii, ww], unit="D"))
         resp_rows.append(pd.DataFrame({
             "respondent_id": resp_ids[ii], "measure_id": o.measure_id, "wave": ww + 1,
             "item": np.array(measures[-1].items)[qq], "value": vals, "date": dates,
         }))
-    responses = pd.concat(resp_rows, ignore_index=True)
     truth = {o.measure_id: o.model_dump() for o in spec.outcomes}
     design["description"] += " truth: " + json.dumps(truth)
+    responses = pd.concat(resp_rows, ignore_index=True) if resp_rows else None
+    scores = pd.concat(score_rows, ignore_index=True) if score_rows else None
     return Study.from_frames(
         design, measures=measures, providers=providers, organizations=organizations,
         respondents=respondents, engagements=pd.DataFrame(eng_rows),
-        engagement_phases=pd.DataFrame(phase_rows), encounters=pd.DataFrame(enc_rows),
-        components=pd.DataFrame(comp_rows), adaptations=pd.DataFrame(adapt_rows),
-        agreements=pd.DataFrame(agr_rows), relationship_ratings=pd.DataFrame(rating_rows),
-        responses=responses,
+        engagement_phases=_frame(phase_rows), encounters=_frame(enc_rows),
+        components=_frame(comp_rows), adaptations=_frame(adapt_rows),
+        agreements=_frame(agr_rows), relationship_ratings=_frame(rating_rows),
+        responses=responses, scores=scores,
     )
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame | None:
+    return pd.DataFrame(rows) if rows else None
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    n = np.sum(~np.isnan(values), axis=2)
+    total = np.nansum(values, axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _rollout(rng: np.random.Generator, spec: SimulationSpec, org_prov: np.ndarray,
+             n_org: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step of every organisation (1-based: TA starts after wave ``step``) and readiness."""
+    n_steps = spec.n_steps or spec.n_waves - 1
+    by_provider = spec.rollout_unit == "provider"
+    n_units = spec.n_providers if by_provider else n_org
+    if n_units < n_steps:
+        raise ValueError(f"{n_units} {spec.rollout_unit} units cannot fill {n_steps} steps")
+    groups = np.concatenate([np.full(len(c), g + 1) for g, c in
+                             enumerate(np.array_split(np.arange(n_units), n_steps))])
+    z = rng.normal(0, 1, n_org)  # organisation readiness
+    if spec.assignment == "stepped_wedge":
+        order = rng.permutation(n_units)
+    else:
+        unit_z = (pd.Series(z).groupby(org_prov).mean().to_numpy() if by_provider else z)
+        order = np.argsort(-(spec.selection * unit_z + rng.normal(0, 1, n_units)), kind="stable")
+    step_of_unit = np.empty(n_units, dtype=int)
+    step_of_unit[order] = groups
+    return (step_of_unit[org_prov] if by_provider else step_of_unit), z
+
+
+def _logs(rng, eid, cc, s, e, provider, waves, phase_rows, enc_rows, comp_rows, agr_rows,
+          rating_rows, adapt_rows) -> None:
+    phase_rows += [
+        {"engagement_id": eid, "phase": "pre_implementation", "start_date": s,
+         "end_date": s + dt.timedelta(days=60)},
+        {"engagement_id": eid, "phase": "implementation", "start_date": s + dt.timedelta(days=61),
+         "end_date": e},
+    ]
+    gap = 14 if cc else 30
+    day = s
+    while day <= e:
+        first = day == s
+        activity = ("diagnosis" if cc and first else
+                    rng.choice(["co_design", "data_review", "consultation", "coordination"]) if cc
+                    else rng.choice(["training", "resource_delivery", "monitoring", "coordination"]))
+        enc_rows.append({"engagement_id": eid, "date": day,
+                         "minutes": float(max(10, round(rng.normal(75 if cc else 50, 20)))),
+                         "mode": rng.choice(["in_person", "video", "phone", "email"], p=[0.3, 0.4, 0.2, 0.1]),
+                         "activity": activity, "delivery": rng.choice(["group", "individual"]),
+                         "provider_id": provider, "proactive": bool(rng.random() < 0.6)})
+        day = day + dt.timedelta(days=int(rng.integers(gap - 5, gap + 6)))
+    comps = (["joint_diagnosis", "co_designed_solution", "data_review_cycle"] if cc
+             else ["packaged_training", "implementation_toolkit"])
+    for order, cid in enumerate(comps, start=1):
+        comp_rows.append({"engagement_id": eid, "id": cid, "order": order,
+                          "introduced_on": s + dt.timedelta(days=45 * (order - 1))})
+    agr_rows += [
+        {"engagement_id": eid, "kind": "publication", "terms": "joint authorship; agency review",
+         "agreed_on": s},
+        {"engagement_id": eid, "kind": "data_sharing", "terms": "de-identified extracts",
+         "agreed_on": s},
+    ]
+    for w in waves[1:]:
+        if s <= w <= e:
+            rating_rows.append({"engagement_id": eid, "date": w, "rater": "organization",
+                                "dimension": "overall",
+                                "value": float(np.clip(round(rng.normal(4.1 if cc else 3.6, 0.5), 1), 1, 5))})
+    if cc and rng.random() < 0.4:
+        adapt_rows.append({"engagement_id": eid, "date": s + dt.timedelta(days=120),
+                           "target": "practice", "phase": "implementation", "planned": bool(rng.random() < 0.5),
+                           "decided_by": "joint team", "what_modified": "content",
+                           "level": "organization", "modification_type": "tailoring",
+                           "fidelity_consistent": True, "goal": "fit local data systems",
+                           "reason": "workforce capacity"})
+
+
+def true_effects(spec: SimulationSpec) -> dict[str, dict[str, object]]:
+    """True co-creation minus push differences implied by a parallel-arm spec, per outcome.
+
+    Returns, for each outcome, ``difference_by_wave`` (the true mean difference at each wave
+    position, an array) and ``slope_difference`` (the least-squares slope of that difference
+    over the wave positions: what a linear growth model estimates; equals ``arm_slope`` when
+    ``post_slope_change`` does not act within the observed waves).
+
+    Examples
+    --------
+    >>> spec = SimulationSpec(n_waves=4, outcomes=(OutcomeSpec(arm_slope=0.1,
+    ...                       post_slope_change=0.0),))
+    >>> round(true_effects(spec)["research_use"]["slope_difference"], 6)
+    0.1
+    """
+    if spec.assignment not in ("provider", "organization"):
+        raise ValueError("true_effects covers parallel-arm designs (provider or organization "
+                         f"assignment); got assignment={spec.assignment!r}")
+    waves = [_add_months(spec.start_date, spec.wave_months * w) for w in range(spec.n_waves)]
+    t = np.arange(spec.n_waves, dtype=float)
+    ta_end = _add_months(spec.start_date + dt.timedelta(days=14), spec.ta_months)
+    end_pos = np.interp(pd.Timestamp(ta_end).value, [pd.Timestamp(w).value for w in waves], t)
+    post = np.clip(t - end_pos, 0, None)
+    out: dict[str, dict[str, object]] = {}
+    for o in spec.outcomes:
+        diff = o.arm_effect + o.arm_slope * t + o.post_slope_change * post
+        slope = float(np.polyfit(t, diff, 1)[0])
+        out[o.measure_id] = {"difference_by_wave": diff, "slope_difference": slope}
+    return out
 
 
 def _dropout(rng: np.random.Generator, n: int, n_waves: int, hazard: float) -> np.ndarray:
@@ -313,3 +491,17 @@ def _dropout(rng: np.random.Generator, n: int, n_waves: int, hazard: float) -> n
     drop = rng.random((n, n_waves)) < hazard
     drop[:, 0] = False
     return np.cumsum(drop, axis=1) > 0
+
+
+def _dropout_mar(rng: np.random.Generator, score: np.ndarray, hazard: float,
+                 strength: float) -> np.ndarray:
+    """Monotone MAR dropout: the hazard at wave w depends on the observed score at wave w - 1."""
+    n, n_waves = score.shape
+    z = (score - score.mean()) / (score.std() or 1.0)
+    base = np.log(hazard / (1 - hazard)) if hazard > 0 else -np.inf
+    drop = np.zeros((n, n_waves), dtype=bool)
+    u = rng.random((n, n_waves))
+    for w in range(1, n_waves):
+        h = 1 / (1 + np.exp(-(base - strength * z[:, w - 1])))
+        drop[:, w] = drop[:, w - 1] | (u[:, w] < h)
+    return drop

@@ -1,0 +1,173 @@
+"""The analyses :func:`coevidence.simulate_power` runs on each simulated study.
+
+An analysis is any callable ``analysis(study) -> mapping`` returning ``estimate``,
+``std_error``, ``p_value``, ``conf_low``, ``conf_high`` (and optionally ``df``); it may raise when
+a fit fails (the replicate is then counted as failed, never dropped). The built-in analyses also
+know the true value of what they estimate (``truth(spec)``) so bias, RMSE and coverage can be
+computed. They are module-level classes so that they pickle to worker processes and Dask workers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["ClusterMeans", "Growth", "resolve_analysis"]
+
+
+def _cluster_column(study: Any) -> str:
+    unit = getattr(study.design.randomisation_unit, "value", study.design.randomisation_unit)
+    return "provider_id" if unit == "provider" else "org_id"
+
+
+def _study_outcome(study: Any, outcome: str | None) -> str:
+    return outcome or next(iter(study.measures))
+
+
+def _outcome(spec: Any, outcome: str | None) -> str:
+    return outcome or spec.outcomes[0].measure_id
+
+
+def _t_test(a: np.ndarray, b: np.ndarray, conf_level: float) -> dict[str, float]:
+    """Pooled-variance two-sample t test of mean(b) - mean(a)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        raise ValueError(f"too few clusters with data for a t test ({na} vs {nb})")
+    df = na + nb - 2
+    sp2 = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / df
+    se = float(np.sqrt(sp2 * (1 / na + 1 / nb)))
+    est = float(b.mean() - a.mean())
+    tq = stats.t.isf((1 - conf_level) / 2, df)
+    p = float(2 * stats.t.sf(abs(est / se), df)) if se > 0 else float("nan")
+    return {"estimate": est, "std_error": se, "df": float(df), "p_value": p,
+            "conf_low": est - tq * se, "conf_high": est + tq * se}
+
+
+@dataclass(frozen=True)
+class ClusterMeans:
+    """Cluster-mean t test at one wave (the analysis a CRA2 power formula assumes).
+
+    Respondent scores at ``wave`` (position; ``-1`` = last) are averaged within organisations
+    and then within randomisation units (providers or organisations); the co-creation minus push
+    difference of unit means is tested with a pooled two-sample t test (df = units - 2).
+
+    Examples
+    --------
+    >>> ClusterMeans().name
+    'cluster_means'
+    """
+
+    outcome: str | None = None
+    wave: int = -1
+    conf_level: float = 0.95
+    name: str = "cluster_means"
+
+    def __call__(self, study: Any) -> dict[str, float]:
+        y = _study_outcome(study, self.outcome)
+        panel = study.panel([y], unit="organization")
+        times = np.sort(panel["time"].unique())
+        at = panel[panel["time"] == times[self.wave]]
+        unit = _cluster_column(study)
+        means = at.groupby([unit, "ta_model"], observed=True)[y].mean().dropna().reset_index()
+        push = means.loc[means["ta_model"] == "push", y].to_numpy()
+        cc = means.loc[means["ta_model"] == "co_creation", y].to_numpy()
+        return _t_test(push, cc, self.conf_level)
+
+    def truth(self, spec: Any) -> float:
+        from coevidence.design.simulate import true_effects
+
+        te = true_effects(spec)[_outcome(spec, self.outcome)]
+        return float(te["difference_by_wave"][self.wave])
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Difference in linear growth rates (co-creation minus push), the 3-level growth analysis.
+
+    ``method="mixed"`` fits :func:`coevidence.fit_growth` on the organisation panel (random
+    intercept and slope for organisations, random intercept for providers when providers are
+    randomised; Satterthwaite df) and reports the ``time x ta_model`` coefficient.
+    ``method="two_stage"`` computes each randomisation unit's OLS slope of its mean trajectory
+    and compares slopes with a pooled t test (df = units - 2; the analysis behind the
+    ``slopes_cra2`` formula).
+
+    Examples
+    --------
+    >>> Growth(method="two_stage").name
+    'growth_two_stage'
+    """
+
+    outcome: str | None = None
+    method: str = "mixed"
+    conf_level: float = 0.95
+
+    @property
+    def name(self) -> str:
+        return "growth" if self.method == "mixed" else f"growth_{self.method}"
+
+    def __call__(self, study: Any) -> dict[str, float]:
+        y = _study_outcome(study, self.outcome)
+        panel = study.panel([y], unit="organization")
+        if self.method == "two_stage":
+            return self._two_stage(panel, y, _cluster_column(study))
+        if self.method != "mixed":
+            raise ValueError(f"method must be 'mixed' or 'two_stage', got {self.method!r}")
+        from coevidence.models.mixed.growth import fit_growth
+
+        levels = ("provider_id", "org_id") if _cluster_column(study) == "provider_id" else ("org_id",)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = fit_growth(panel, y, levels=levels, conf_level=self.conf_level)
+        tidy = res.tidy()
+        row = tidy[tidy["term"].str.contains("time") & tidy["term"].str.contains("co_creation")]
+        if len(row) != 1:
+            raise RuntimeError(f"no unique time x co_creation term in {tidy['term'].tolist()}")
+        r = row.iloc[0]
+        notes = sorted({type(w.message).__name__ for w in caught
+                        if "Warning" in type(w.message).__name__
+                        and type(w.message).__module__.startswith("coevidence")})
+        return {"estimate": float(r["estimate"]), "std_error": float(r["std_error"]),
+                "df": float(r["df"]), "p_value": float(r["p_value"]),
+                "conf_low": float(r["conf_low"]), "conf_high": float(r["conf_high"]),
+                "warning": ";".join(notes)}
+
+    def _two_stage(self, panel: pd.DataFrame, y: str, unit: str) -> dict[str, float]:
+        means = panel.groupby([unit, "ta_model", "time"], observed=True)[y].mean().dropna()
+        slopes = []
+        for (u, arm), g in means.groupby(level=[0, 1], observed=True):
+            t = g.index.get_level_values("time").to_numpy(float)
+            if len(t) >= 2 and np.ptp(t) > 0:
+                slopes.append((arm, float(np.polyfit(t, g.to_numpy(float), 1)[0])))
+        s = pd.DataFrame(slopes, columns=["arm", "slope"])
+        return _t_test(s.loc[s["arm"] == "push", "slope"].to_numpy(),
+                       s.loc[s["arm"] == "co_creation", "slope"].to_numpy(), self.conf_level)
+
+    def truth(self, spec: Any) -> float:
+        from coevidence.design.simulate import true_effects
+
+        return float(true_effects(spec)[_outcome(spec, self.outcome)]["slope_difference"])
+
+
+def resolve_analysis(analysis: Any, spec: Any) -> Any:
+    """``None`` -> the default for the spec; a name -> the built-in; a callable is kept."""
+    if analysis is None:
+        return Growth() if spec.n_waves >= 3 else ClusterMeans()
+    if isinstance(analysis, str):
+        table: Mapping[str, Any] = {
+            "growth": Growth(), "growth_mixed": Growth(),
+            "growth_two_stage": Growth(method="two_stage"),
+            "cluster_means": ClusterMeans(),
+        }
+        if analysis not in table:
+            raise ValueError(f"unknown analysis {analysis!r}; built-in: {', '.join(table)}")
+        return table[analysis]
+    if not callable(analysis):
+        raise TypeError(f"analysis must be a callable, a built-in name or None, got {analysis!r}")
+    return analysis
