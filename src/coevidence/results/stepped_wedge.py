@@ -1,0 +1,84 @@
+"""Result of :func:`coevidence.fit_stepped_wedge`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from coevidence.results.base import TIDY_COLUMNS, ResultBase
+
+__all__ = ["SteppedWedgeResult"]
+
+
+class SteppedWedgeResult(ResultBase):
+    """Stepped-wedge estimates: the treatment or exposure-time effects, TATE and LTE.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import coevidence as cv
+    >>> rng = np.random.default_rng(0)
+    >>> rows = [(c, t, 1 + c % 4, rng.normal()) for c in range(12) for t in range(5)]
+    >>> df = pd.DataFrame(rows, columns=["org_id", "wave", "start", "e"])
+    >>> df["y"] = 1.0 * (df.wave >= df.start) + 0.3 * df.e
+    >>> res = cv.fit_stepped_wedge(df, "y", first_treated="start", model="immediate")
+    >>> res.tidy()["term"].tolist()
+    ['treatment']
+    """
+
+    def __init__(self, *, table: pd.DataFrame, info: dict[str, Any], notes: tuple[str, ...] = ()) -> None:
+        self._table = table.reset_index(drop=True)
+        self.info = dict(info)
+        self.model = info["model"]
+        self.notes = notes
+        self.diagnostics = {"notes": notes, **{k: v for k, v in info.items() if k.startswith(("sigma2", "icc", "converged", "n_"))}}
+        self._freeze()
+
+    @property
+    def tate(self) -> float:
+        """Time-averaged treatment effect (exposure-time model)."""
+        return float(self._table.set_index("term").loc["TATE", "estimate"])
+
+    @property
+    def lte(self) -> float:
+        """Long-term effect: the effect at the longest exposure time (exposure-time model)."""
+        return float(self._table.set_index("term").loc["LTE", "estimate"])
+
+    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+        """One row per effect (exposure times, TATE, LTE or the single treatment effect)."""
+        t = self._table
+        est, se, df = (t[c].to_numpy(float) for c in ("estimate", "std_error", "df"))
+        stat = est / se
+        fin = np.isfinite(df)
+        dfx = np.where(fin, df, 1.0)
+        p = np.where(fin, 2 * stats.t.sf(np.abs(stat), dfx), 2 * stats.norm.sf(np.abs(stat)))
+        q = np.where(fin, stats.t.ppf(0.5 + conf_level / 2, dfx), stats.norm.ppf(0.5 + conf_level / 2))
+        out = pd.DataFrame({"term": t["term"], "estimate": est, "std_error": se, "statistic": stat, "df": df,
+                            "p_value": p, "conf_low": est - q * se, "conf_high": est + q * se})
+        return out[list(TIDY_COLUMNS)]
+
+    def glance(self) -> pd.DataFrame:
+        """One row: model, cluster effects, covariance, df method, sizes."""
+        return pd.DataFrame([self.info])
+
+    def summary(self) -> str:
+        """Model, estimands, covariance and df method, and the table of effects."""
+        i = self.info
+        label = {"immediate": "Hussey-Hughes immediate treatment effect",
+                 "exposure_time": "exposure-time indicators (TATE = mean effect over exposure times, LTE = last)"}
+        lines = [
+            f"Stepped-wedge model: {label[self.model]}",
+            f"Calendar time: period fixed effects    Cluster effects: {i['cluster_effects']}",
+            f"Covariance: {i['cov_type']}",
+            f"Degrees of freedom for tests: {i['df_method']}",
+            f"Observations: {i['n_obs']}    Clusters: {i['n_clusters']}    Periods: {i['n_periods']}    "
+            f"Sequences: {i['n_sequences']}    Max exposure: {i['max_exposure']}",
+        ]
+        if "icc" in i:
+            lines.append(f"Variance components: cluster {i['sigma2_cluster']:.4g}, residual {i['sigma2_residual']:.4g}, ICC {i['icc']:.3f}")
+        lines += ["", self.tidy().to_string(index=False, float_format=lambda v: f"{v:.6g}")]
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
