@@ -177,6 +177,29 @@ def test_bad_arguments(tmp_path, scores):
         read_table(tmp_path / "nope.csv")
 
 
+def test_ids_keep_leading_zeros(tmp_path):
+    """Id columns of CSV and Excel files are text: "007" stays "007" (other columns typed)."""
+    table = pd.DataFrame({"org_id": ["007", "010"], "id": ["01", "2"], "wave": [1, 2]})
+    csv = tmp_path / "t.csv"
+    table.to_csv(csv, index=False)
+    got = read_table(csv)
+    assert got["org_id"].tolist() == ["007", "010"]
+    assert got["id"].tolist() == ["01", "2"]
+    assert got["wave"].dtype == "int64"
+    guessed = read_table(csv, ids_as_text=False)
+    assert guessed["org_id"].tolist() == [7, 10]
+    assert read_table(csv, dtype={"org_id": "float64"})["org_id"].tolist() == [7.0, 10.0]
+    assert read_table(csv, dtype={"wave": "float64"})["org_id"].tolist() == ["007", "010"]
+    xlsx = tmp_path / "t.xlsx"
+    pd.DataFrame({"org_id": [7, 10], "wave": [1, 2]}).to_excel(xlsx, index=False)
+    assert read_table(xlsx)["org_id"].tolist() == ["7", "10"]  # numeric cells -> text ids
+    assert read_table(xlsx, ids_as_text=False)["org_id"].tolist() == [7, 10]
+    parquet = tmp_path / "t.parquet"
+    table.to_parquet(parquet)
+    with pytest.raises(ValueError, match="ids_as_text=False only applies"):
+        read_table(parquet, ids_as_text=False)
+
+
 @pytest.mark.parametrize(
     ("suffix", "package"),
     [(".parquet", "pyarrow"), (".xlsx", "openpyxl"), (".xls", "xlrd"),
@@ -199,3 +222,46 @@ def test_missing_extra_names_io(tmp_path, monkeypatch, suffix, package):
 def test_every_suffix_is_dispatched():
     """Each documented extension maps to a known format."""
     assert set(SUFFIXES.values()) == {"csv", "tsv", "parquet", "excel", "xls", "stata", "spss"}
+
+
+# ----------------------------------------------------------------- property: exact round trip
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_finite = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e12, max_value=1e12)
+
+
+@st.composite
+def _tables(draw):
+    n = draw(st.integers(min_value=1, max_value=12))
+    ints = draw(st.lists(st.integers(-(2**31) + 1, 2**31 - 1), min_size=n, max_size=n))
+    floats = draw(st.lists(st.one_of(_finite, st.just(float("nan"))), min_size=n, max_size=n))
+    ids = st.text("abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12).filter(
+        lambda t: t not in ("nan", "null")  # pandas' missing-value markers in delimited text
+    )
+    text = draw(st.lists(ids, min_size=n, max_size=n))
+    return pd.DataFrame({"unit_id": text, "count": ints, "value": floats})
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".dta", ".sav", ".csv"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=_tables())
+def test_round_trip_property(tmp_path, suffix, table):
+    """Any table of ids, integers and floats (with missing values) reads back value for value."""
+    import pyreadstat
+
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".parquet":
+        table.to_parquet(path, index=False)
+    elif suffix == ".dta":
+        pyreadstat.write_dta(table, str(path))
+    elif suffix == ".sav":
+        pyreadstat.write_sav(table, str(path))
+    else:
+        table.to_csv(path, index=False, float_format="%.17g")
+    got = read_table(path)
+    assert len(got) == len(table)
+    assert got["unit_id"].tolist() == table["unit_id"].tolist()
+    assert got["count"].tolist() == table["count"].tolist()
+    np.testing.assert_array_equal(got["value"].to_numpy(float), table["value"].to_numpy(float))

@@ -13,6 +13,11 @@ Stata and SPSS files keep their metadata in ``DataFrame.attrs``:
 ``attrs["column_labels"]``
     ``{column: label}`` for every column that has a variable label.
 
+Identifier columns (named ``id`` or ending in ``_id``) of CSV, TSV and Excel files are read as
+text by default, so ``"007"`` stays ``"007"`` instead of becoming the number 7 (which would no
+longer match the id in another table); pass ``ids_as_text=False`` to let pandas guess, or
+``dtype=`` to choose per column (your choice wins).
+
 With ``apply_value_labels=True`` labelled columns become :class:`pandas.Categorical` columns
 whose categories are the labels, in code order; a code without a label becomes the category
 of its value written as text (``2.0`` → ``"2"``), as ``haven::as_factor()`` does in R.
@@ -68,6 +73,7 @@ def read_table(
     sheet: str | int | None = None,
     file_format: FileFormat | None = None,
     apply_value_labels: bool = False,
+    ids_as_text: bool = True,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Read one table from a CSV/TSV, Parquet, Excel, Stata ``.dta`` or SPSS ``.sav`` file.
@@ -85,6 +91,9 @@ def read_table(
     apply_value_labels : bool, default False
         Stata/SPSS only: turn labelled columns into categoricals of their labels (see the
         module notes). The labels are kept in ``attrs["value_labels"]`` either way.
+    ids_as_text : bool, default True
+        CSV/TSV/Excel only: read columns named ``id`` or ``*_id`` as text (keeps leading
+        zeros). A ``dtype`` you pass for a column takes precedence.
     **kwargs
         Passed to the underlying reader: :func:`pandas.read_csv`,
         :func:`pandas.read_parquet`, :func:`pandas.read_excel`, ``pyreadstat.read_dta`` or
@@ -129,6 +138,11 @@ def read_table(
         raise ValueError(
             f"sheet={sheet!r} only applies to Excel files; {str(path)!r} is read as {fmt}"
         )
+    if not ids_as_text and fmt not in ("csv", "tsv", "excel", "xls"):
+        raise ValueError(
+            f"ids_as_text=False only applies to CSV/TSV/Excel files; {str(path)!r} is read as "
+            f"{fmt}, whose columns carry their own types"
+        )
     if apply_value_labels and fmt not in ("stata", "spss"):
         raise ValueError(
             "apply_value_labels=True only applies to Stata .dta and SPSS .sav files; "
@@ -138,15 +152,17 @@ def read_table(
         package, purpose = _OPTIONAL[fmt]
         module = _require(package, purpose)
 
-    if fmt == "csv":
-        return pd.read_csv(path, **{"sep": ",", **kwargs})
-    if fmt == "tsv":
-        return pd.read_csv(path, **{"sep": "\t", **kwargs})
+    if fmt in ("csv", "tsv"):
+        kwargs = {"sep": "," if fmt == "csv" else "\t", **kwargs}
+        if ids_as_text:
+            header = pd.read_csv(path, **{**_header_kwargs(kwargs), "nrows": 0})
+            kwargs = _with_id_dtypes(header.columns, kwargs)
+        return pd.read_csv(path, **kwargs)
     if fmt == "parquet":
         return pd.read_parquet(path, engine="pyarrow", **kwargs)
     if fmt in ("excel", "xls"):
         engine = "openpyxl" if fmt == "excel" else "xlrd"
-        return _read_excel(path, sheet=sheet, engine=engine, **kwargs)
+        return _read_excel(path, sheet=sheet, engine=engine, ids_as_text=ids_as_text, **kwargs)
     reader = module.read_dta if fmt == "stata" else module.read_sav
     frame, meta = reader(str(path), **kwargs)
     return _with_labels(frame, meta, apply=apply_value_labels)
@@ -173,7 +189,33 @@ def _require(package: str, purpose: str) -> Any:
         raise MissingExtraError(package, "io", purpose) from exc
 
 
-def _read_excel(path: Path, *, sheet: str | int | None, engine: str, **kwargs: Any) -> pd.DataFrame:
+def _is_id(column: object) -> bool:
+    return isinstance(column, str) and (column == "id" or column.endswith("_id"))
+
+
+#: read_csv/read_excel options that do not affect which columns a file has
+_NOT_FOR_HEADER = ("dtype", "converters", "parse_dates", "date_format", "nrows", "chunksize",
+                   "iterator", "na_values", "keep_default_na", "true_values", "false_values")
+
+
+def _header_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in _NOT_FOR_HEADER}
+
+
+def _with_id_dtypes(columns: pd.Index, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Add ``dtype=str`` for id columns unless the caller set dtypes themselves."""
+    given = kwargs.get("dtype")
+    if given is not None and not isinstance(given, Mapping):
+        return kwargs  # one dtype for every column: the caller decided
+    ids = {c: "str" for c in columns if _is_id(c)}
+    if not ids:
+        return kwargs
+    return {**kwargs, "dtype": {**ids, **dict(given or {})}}
+
+
+def _read_excel(
+    path: Path, *, sheet: str | int | None, engine: str, ids_as_text: bool, **kwargs: Any
+) -> pd.DataFrame:
     sheet_name = 0 if sheet is None else sheet
     with pd.ExcelFile(path, engine=engine) as book:
         names = list(book.sheet_names)
@@ -183,6 +225,9 @@ def _read_excel(path: Path, *, sheet: str | int | None, engine: str, **kwargs: A
             raise ValueError(
                 f"{str(path)!r} has {len(names)} sheet(s) {names}; sheet={sheet_name} is out of range"
             )
+        if ids_as_text:
+            header = pd.read_excel(book, sheet_name=sheet_name, **_header_kwargs(kwargs), nrows=0)
+            kwargs = _with_id_dtypes(header.columns, kwargs)
         return pd.read_excel(book, sheet_name=sheet_name, **kwargs)
 
 
