@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable
 
@@ -52,11 +53,16 @@ def _checks(m: MeasureDefinition, n: int, seed: int) -> list[tuple[str, Callable
     items = list(m.items)
 
     def json_round_trip() -> str:
-        back = MeasureDefinition.model_validate_json(m.model_dump_json())
         if m.scorer is not None and not isinstance(m.scorer, str):
-            back = back.model_copy(update={"scorer": m.scorer})
+            # a Python callable is not serialised; everything else must round-trip
+            data = json.loads(m.model_dump_json())
+            back = MeasureDefinition.model_validate({**data, "scorer": m.scorer})
+            note = "ok (callable scorer excluded from JSON)"
+        else:
+            back = MeasureDefinition.model_validate_json(m.model_dump_json())
+            note = "ok"
         assert back == m, "definition does not survive a JSON round trip"
-        return "ok"
+        return note
 
     def full_responses_all_scored() -> str:
         res = _quiet(lambda: score(full, m))
