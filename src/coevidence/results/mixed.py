@@ -34,7 +34,8 @@ class MixedDiagnostics:
     attempts : DataFrame, one row per optimizer attempt (chosen one flagged).
     chosen : position of the kept attempt.
     converged : whether the kept attempt converged.
-    gradient_norm : max |d deviance / d log scale| of the variance parameters at the optimum.
+    gradient_norm : lme4's relative gradient max |H^-1 g| in (theta, sigma) at the optimum
+        (as reported by the engine for the kept attempt).
     boundary : DataFrame, one row per variance parameter with its value, its size relative to
         the outcome's variance, and ``at_boundary`` (variance ~ 0 or correlation ~ +-1).
     singular : lme4's rule: a diagonal element of theta below 1e-4.

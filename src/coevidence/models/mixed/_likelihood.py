@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from coevidence.models.mixed._engine import MixedProblem
 
@@ -150,7 +151,7 @@ class LMMEvaluator:
             shape=(self.n, q),
         )
         self.Z = Z
-        self.ZtZ = np.asarray((Z.T @ Z).todense())
+        self.ZtZ = (Z.T @ Z).tocsc()
         self.ZtX = np.asarray(Z.T @ X)
         self.Zty = np.asarray(Z.T @ y).ravel()
         self.XtX = X.T @ X
@@ -158,27 +159,34 @@ class LMMEvaluator:
         self.yty = float(y @ y)
 
     # ------------------------------------------------------------------ helpers
-    def D_matrix(self, covariances: tuple[np.ndarray, ...]) -> np.ndarray:
-        """Dense block-diagonal covariance of all random effects (level-major within term)."""
+    def D_matrix(self, covariances: tuple[np.ndarray, ...]) -> sp.csc_matrix:
+        """Sparse block-diagonal covariance of all random effects (level-major within term)."""
         blocks = [
-            sp.kron(sp.identity(t.n_levels), sp.csr_matrix(c))
+            sp.kron(sp.identity(t.n_levels, format="csc"), sp.csc_matrix(c), format="csc")
             for t, c in zip(self.problem.terms, covariances)
         ]
-        return np.asarray(sp.block_diag(blocks).todense())
+        return sp.block_diag(blocks, format="csc")
 
-    def _parts(self, varpar: np.ndarray, full: bool = False) -> _Parts:
+    def _factor(self, varpar: np.ndarray):
         covs, s2 = covariances_from_varpar(varpar, self.sizes)
         if not s2 > 0:
             raise np.linalg.LinAlgError("residual variance must be positive")
-        D = self.D_matrix(covs)
-        M = s2 * np.eye(self.q) + self.ZtZ @ D
-        lu = sla.lu_factor(M, check_finite=False)
-        sign_diag = np.diag(lu[0])
-        if np.any(sign_diag == 0):
+        D = self.D_matrix(covs)  # noqa: N806
+        M = (s2 * sp.identity(self.q, format="csc") + self.ZtZ @ D).tocsc()  # noqa: N806
+        try:
+            lu = spla.splu(M)
+        except RuntimeError as exc:  # exactly singular
+            raise np.linalg.LinAlgError(str(exc)) from exc
+        d = lu.U.diagonal()
+        if np.any(d == 0) or not np.all(np.isfinite(d)):
             raise np.linalg.LinAlgError("singular M")
-        logdet_m = float(np.sum(np.log(np.abs(sign_diag))))
-        minv_zx = sla.lu_solve(lu, self.ZtX, check_finite=False)
-        minv_zy = sla.lu_solve(lu, self.Zty, check_finite=False)
+        logdet_m = float(np.sum(np.log(np.abs(d))))
+        return D, s2, lu, logdet_m
+
+    def _parts(self, varpar: np.ndarray, full: bool = False) -> _Parts:
+        D, s2, lu, logdet_m = self._factor(varpar)  # noqa: N806
+        minv_zx = lu.solve(self.ZtX) if self.p else np.zeros((self.q, 0))
+        minv_zy = lu.solve(self.Zty)
         DZtX = D @ self.ZtX  # noqa: N806
         xvx = (self.XtX - self.ZtX.T @ (D @ minv_zx)) / s2
         xvy = (self.Xty - DZtX.T @ minv_zy) / s2
@@ -195,8 +203,8 @@ class LMMEvaluator:
             obj = logdet_v + rvr + self.n * _LOG2PI
         vcov = sla.cho_solve(cf, np.eye(self.p), check_finite=False)
         ztr = self.Zty - self.ZtX @ beta
-        minv_ztr = sla.lu_solve(lu, ztr, check_finite=False)
-        minv = sla.lu_solve(lu, np.eye(self.q), check_finite=False) if full else np.empty((0, 0))
+        minv_ztr = lu.solve(ztr)
+        minv = lu.solve(np.eye(self.q)) if full else np.empty((0, 0))
         return _Parts(beta, vcov, float(obj), minv_ztr, minv, D)
 
     # ------------------------------------------------------------------ public
@@ -208,32 +216,7 @@ class LMMEvaluator:
             return float("inf")
 
     def _objective(self, varpar: np.ndarray) -> float:
-        covs, s2 = covariances_from_varpar(varpar, self.sizes)
-        if not s2 > 0:
-            return float("inf")
-        D = self.D_matrix(covs)
-        M = s2 * np.eye(self.q) + self.ZtZ @ D
-        lu = sla.lu_factor(M, check_finite=False)
-        d = np.diag(lu[0])
-        if np.any(d == 0) or not np.all(np.isfinite(d)):
-            return float("inf")
-        logdet_m = float(np.sum(np.log(np.abs(d))))
-        if np.prod(np.sign(d)) < 0:
-            return float("inf")
-        minv_zx = sla.lu_solve(lu, self.ZtX, check_finite=False)
-        minv_zy = sla.lu_solve(lu, self.Zty, check_finite=False)
-        xvx = (self.XtX - self.ZtX.T @ (D @ minv_zx)) / s2
-        xvy = (self.Xty - (D @ self.ZtX).T @ minv_zy) / s2
-        yvy = (self.yty - self.Zty @ (D @ minv_zy)) / s2
-        xvx = (xvx + xvx.T) / 2
-        cf = sla.cho_factor(xvx, check_finite=False)
-        beta = sla.cho_solve(cf, xvy, check_finite=False)
-        rvr = yvy - beta @ xvy
-        logdet_v = (self.n - self.q) * np.log(s2) + logdet_m
-        if self.reml:
-            logdet_x = 2.0 * float(np.sum(np.log(np.diag(cf[0]))))
-            return float(logdet_v + logdet_x + rvr + (self.n - self.p) * _LOG2PI)
-        return float(logdet_v + rvr + self.n * _LOG2PI)
+        return self._parts(varpar).objective
 
     def vcov(self, varpar: np.ndarray) -> np.ndarray:
         """Covariance of the GLS fixed effects ``(X' V^-1 X)^-1`` at ``varpar``."""
@@ -248,8 +231,9 @@ class LMMEvaluator:
     ) -> tuple[tuple[pd.DataFrame, ...], tuple[pd.DataFrame, ...]]:
         """BLUPs ``D Z' V^-1 r`` and lme4's conditional variances, one frame per term."""
         parts = self._parts(np.asarray(varpar, dtype=float), full=True)
-        b = parts.D @ parts.minv_ztr
-        cond = parts.D - parts.D @ (parts.minv @ (self.ZtZ @ parts.D))
+        D = parts.D  # noqa: N806
+        b = D @ parts.minv_ztr
+        cond = D.toarray() - D @ (parts.minv @ (self.ZtZ @ D).toarray())
         cdiag = np.diag(cond).copy()
         modes, variances = [], []
         for t, off in zip(self.problem.terms, self.offsets):
@@ -268,5 +252,5 @@ class LMMEvaluator:
     def marginal_blocks(self, varpar: np.ndarray) -> sp.csr_matrix:
         """Sparse ``V = sigma2 I + Z D Z'`` (for robust and Kenward-Roger computations)."""
         covs, s2 = covariances_from_varpar(np.asarray(varpar, dtype=float), self.sizes)
-        D = sp.csr_matrix(self.D_matrix(covs))
+        D = self.D_matrix(covs)  # noqa: N806
         return (self.Z @ D @ self.Z.T + s2 * sp.identity(self.n)).tocsr()

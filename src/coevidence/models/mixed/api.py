@@ -33,6 +33,7 @@ ENGINES = ("auto", "fast", "statsmodels")
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
 BOUNDARY_REL = 1e-6  # variance / outcome variance below this is "at zero"
 CORR_TOL = 1e-6  # |corr| > 1 - CORR_TOL is "at +-1"
+GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance on max |H^-1 g|
 
 
 def _fast_engine() -> tuple[object | None, str]:
@@ -270,8 +271,8 @@ def _diagnostics(fit: EngineFit, problem: MixedProblem, sat, note: str) -> Mixed
             f"the deviance Hessian is not positive definite (smallest eigenvalue {eig.min():.3g})"
         )
     grad = fit.attempts[fit.chosen].gradient_norm if fit.attempts else float("nan")
-    if fit.converged and not singular and np.isfinite(grad) and grad > 1e-2:
-        messages.append(f"large scaled gradient at the optimum ({grad:.3g})")
+    if fit.converged and not singular and np.isfinite(grad) and grad > GRAD_TOL:
+        messages.append(f"relative gradient at the optimum {grad:.3g} exceeds {GRAD_TOL}")
     return MixedDiagnostics(
         attempts=attempts,
         chosen=int(fit.chosen),
