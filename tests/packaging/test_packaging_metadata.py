@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata as md
 import importlib.resources
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -106,22 +107,63 @@ def test_import_is_lazy():
     assert json.loads(out.stdout) == []
 
 
-def test_wheel_contents(tmp_path):
-    """A wheel built from the source tree ships py.typed, the licence and no tests."""
-    pytest.importorskip("hatchling", reason="hatchling is in the `test` extra")
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built from the source tree with hatchling (in the `test` extra)."""
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(out)],
         cwd=ROOT,
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("coevidence-*.whl")
+    (built,) = out.glob("coevidence-*.whl")
+    return built
+
+
+def test_wheel_contents(wheel):
+    """The wheel ships py.typed, the licence, every package file (data too) and no tests."""
     names = zipfile.ZipFile(wheel).namelist()
     assert "coevidence/py.typed" in names
-    assert "coevidence/__init__.py" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith("tests/") for n in names)
+    package = ROOT / "src" / "coevidence"
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", "src/coevidence"], cwd=ROOT, capture_output=True, text=True,
+        check=False,
+    )
+    if tracked.returncode == 0 and tracked.stdout.strip():
+        files = [ROOT / line for line in tracked.stdout.splitlines()]
+    else:  # not a git checkout: every file on disk
+        files = [f for f in package.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    expected = {f.relative_to(ROOT / "src").as_posix() for f in files if f.exists()}
+    missing = sorted(expected - set(names))
+    assert not missing, f"not in the wheel: {missing[:10]}"
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     )
     assert b"coevidence = coevidence.cli:main" in entry_points
+
+
+@pytest.mark.slow
+def test_main_job_from_installed_wheel(wheel, tmp_path):
+    """README's main job works from a regular (non-editable) install of the wheel."""
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import sys, coevidence; from coevidence.cli import main; "
+        f"assert coevidence.__file__.startswith({str(target)!r}), coevidence.__file__; "
+        "sys.exit(main(['demo', '--out', 'demo-out']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = tmp_path / "demo-out" / "report.html"
+    assert report.is_file()
+    assert "<html" in report.read_text(encoding="utf-8")[:500].lower()
