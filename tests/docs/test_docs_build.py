@@ -94,7 +94,7 @@ def check_schema_guide(site: Path) -> None:
 def check_api_reference(site: Path, resolvable: list[str]) -> None:
     """Each importable public name has its own page, linked from the API index."""
     index = (site / "api" / "generated" / "index.html").read_text(encoding="utf-8")
-    # names whose module is still being written are skipped (strict: COEVIDENCE_DOCS_STRICT=1)
+    # names whose module is still being written are skipped (strict: COEVIDENCE_STRICT=1)
     for name in resolvable:
         assert (site / "api" / "generated" / f"coevidence.{name}.html").is_file(), name
         assert f'href="coevidence.{name}.html' in index, name

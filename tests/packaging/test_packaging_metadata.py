@@ -71,13 +71,14 @@ def _module_importable(module: str) -> bool:
 def test_public_name_resolves(name):
     """Every lazily exported name is defined in the module `_LAZY` says (once that module exists).
 
-    Names whose module is still being written are reported as xfail(strict=False) for now; at
-    integration this becomes strict.
+    Names whose module is still being written are reported as xfail for now; with
+    ``COEVIDENCE_STRICT=1`` (integration) they fail.
     """
     module = coevidence._LAZY[name]
-    if not _module_importable(module):
+    strict = os.environ.get("COEVIDENCE_STRICT", "") == "1"
+    if not strict and not _module_importable(module):
         pytest.xfail(f"{module} not written yet")
-    if not hasattr(importlib.import_module(module), name):
+    if not strict and not hasattr(importlib.import_module(module), name):
         pytest.xfail(f"{module}.{name} not written yet")
     obj = getattr(coevidence, name)
     assert obj is getattr(importlib.import_module(module), name)
