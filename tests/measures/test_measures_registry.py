@@ -131,7 +131,8 @@ NOT_A_MEASURE = 42
 
 def test_entry_point_plugin_loads(tmp_path, monkeypatch, fresh_plugins):
     monkeypatch.delenv(registry.DISABLE_ENV, raising=False)
-    write_plugin(tmp_path, "tiny = coevidence_tiny_plugin:TINY\nmany = coevidence_tiny_plugin:several",
+    write_plugin(tmp_path,
+                 "tiny = coevidence_tiny_plugin:TINY\nmany = coevidence_tiny_plugin:several",
                  PLUGIN_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     with warnings.catch_warnings():

@@ -290,3 +290,27 @@ def test_score_responses_table_collects_errors_across_measures():
     assert sorted(f["row"].astype(int).tolist()) == [0, 1, 2]
     with pytest.raises(MeasureError, match="required column"):
         score_responses_table(t.drop(columns="org_id"), {"aim": aim})
+
+
+def test_mixed_type_ids_do_not_crash():
+    m = defn(missing={"min_answered": 1})
+    long = pd.DataFrame({"respondent_id": [1, "x", "x", 1], "item": ["a", "a", "b", "b"],
+                         "value": [1, 2, 3, 4]})
+    r = score(long, m).scores.set_index("respondent_id")["total"]
+    assert r.to_dict() == {1: 2.5, "x": 2.5}
+
+
+def test_example_study_table_matches_direct_scoring():
+    import coevidence as cv
+
+    study = cv.load_example_study()
+    resp = study.responses
+    orgs = {r.id: r.org_id for r in study.respondents}
+    table = score_responses_table(resp.assign(org_id=resp["respondent_id"].map(orgs)),
+                                  study.measures)
+    assert set(table["measure_id"]) == set(study.measures)
+    for mid, m in study.measures.items():
+        direct = score(resp[resp["measure_id"] == mid].drop(columns=["date"]), m).scores
+        mine = table[table["measure_id"] == mid].sort_values(["respondent_id", "wave"])
+        np.testing.assert_allclose(mine["score"].to_numpy(), direct["total"].to_numpy())
+        assert mine["org_id"].tolist() == mine["respondent_id"].map(orgs).tolist()

@@ -51,9 +51,9 @@ def _numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_object_dtype(col.dtype):
         # strings, categories, datetimes: every non-missing value has the wrong type
         return np.full(len(col), np.nan), col.notna().to_numpy()
+    numeric = (int, float, np.integer, np.floating)
     ok = col.map(
-        lambda v: v is None
-        or (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)))
+        lambda v: v is None or (isinstance(v, numeric) and not isinstance(v, (bool, np.bool_)))
     ).to_numpy(dtype=bool)
     vals = pd.to_numeric(col.where(ok), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     wrong = ~ok & col.notna().to_numpy()
@@ -71,7 +71,8 @@ def _value_failures(
     out = []
     if wrong.any():
         out.append(
-            _fail(rows[wrong], column, raw.to_numpy()[wrong], "wrong type: responses must be numbers")
+            _fail(rows[wrong], column, raw.to_numpy()[wrong],
+                  "wrong type: responses must be numbers")
         )
     lo, hi = measure.response_min, measure.response_max
     with np.errstate(invalid="ignore"):
@@ -90,7 +91,8 @@ def _value_failures(
             frac = np.isfinite(vals) & (vals != np.round(vals)) & ~bad_range
         if frac.any():
             out.append(
-                _fail(rows[frac], column, vals[frac], f"{measure.id!r} responses must be whole numbers")
+                _fail(rows[frac], column, vals[frac],
+                      f"{measure.id!r} responses must be whole numbers")
             )
     return out
 
@@ -108,7 +110,10 @@ def _factorize_keys(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarra
     """Integer unit codes (0..n-1, in sorted key order) and the unique key frame."""
     combined = np.zeros(len(frame), dtype=np.int64)
     for k in keys:
-        codes, uniques = pd.factorize(frame[k], sort=True, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(frame[k], sort=True, use_na_sentinel=True)
+        except TypeError:  # mixed, unorderable ids: keep first-seen order
+            codes, uniques = pd.factorize(frame[k], sort=False, use_na_sentinel=True)
         combined = combined * (len(uniques) + 1) + (codes + 1)
     ucodes, inverse = np.unique(combined, return_inverse=True)
     first = np.zeros(len(ucodes), dtype=np.int64)
@@ -206,7 +211,10 @@ def build_wide(
     absent = tuple(i for j, i in enumerate(items) if np.isnan(matrix[:, j]).all())
     key_frame = frame[list(keys)].reset_index(drop=True)
     if keys:
-        order = key_frame.sort_values(list(keys), kind="stable").index.to_numpy()
+        try:
+            order = key_frame.sort_values(list(keys), kind="stable").index.to_numpy()
+        except TypeError:  # mixed, unorderable ids: keep input order
+            order = np.arange(len(key_frame))
         key_frame = key_frame.iloc[order].reset_index(drop=True)
         matrix = matrix[order]
     fail = pd.concat(failures, ignore_index=True) if failures else _fail(np.array([]), "", [], "")

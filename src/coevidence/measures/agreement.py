@@ -243,11 +243,12 @@ def agreement(
     n_k = np.bincount(codes, minlength=n_g).astype(float)
     # item variances within unit (ddof=1), averaged over items
     s1 = np.zeros((n_g, j))
-    s2 = np.zeros((n_g, j))
     np.add.at(s1, codes, x)
-    np.add.at(s2, codes, x**2)
+    dev = x - (s1 / n_k[:, None])[codes]  # two-pass: no cancellation for large values
+    s2 = np.zeros((n_g, j))
+    np.add.at(s2, codes, dev**2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        item_var = (s2 - s1**2 / n_k[:, None]) / (n_k[:, None] - 1)
+        item_var = s2 / (n_k[:, None] - 1)
         s_bar = np.minimum(item_var.mean(axis=1), null_variance)
         ratio = s_bar / null_variance
         rwg = (j * (1 - ratio)) / (j * (1 - ratio) + ratio)
@@ -263,8 +264,8 @@ def agreement(
     icc1 = (msb - msw) / (msb + (k_bar - 1) * msw)
     icc2 = (msb - msw) / msb
     f = msb / msw
-    with np.errstate(invalid="ignore"):
-        sd = np.sqrt((np.bincount(codes, weights=score**2, minlength=n_g) - n_k * means**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(np.bincount(codes, weights=(score - means[codes]) ** 2, minlength=n_g)
                      / (n_k - 1))
     per = pd.DataFrame({
         unit: uniq, "n": n_k.astype(int), "mean": means, "sd": sd, "rwg_j": rwg,

@@ -1,16 +1,18 @@
 """The measure registry: built-in definitions, plugins and measures registered at run time.
 
-Three sources, looked up in this order of precedence when ids clash:
+Three sources; when ids clash, a registered measure wins over everything and a plugin can
+never replace a built-in:
 
 1. measures registered with :func:`register_measure` (notebook use, no packaging);
-2. plugins: entry points in the group ``coevidence.measures`` whose object is a
+2. built-in definitions (YAML files in ``coevidence/measures/builtin/``);
+3. plugins: entry points in the group ``coevidence.measures`` whose object is a
    :class:`MeasureDefinition`, an iterable of them, or a callable returning either. Plugins are
-   loaded lazily (on the first lookup) and cached; a plugin that fails to load, or that returns
-   something else, becomes a :class:`~coevidence.exceptions.PluginLoadWarning`; a plugin id that
-   clashes with a built-in is skipped with a warning. Set the environment variable
-   ``COEVIDENCE_DISABLE_PLUGINS`` to ``1``/``true``/``all``/``__all__`` to disable every
-   plugin, or to a comma-separated list of entry-point names to disable those;
-3. built-in definitions (YAML files in ``coevidence/measures/builtin/``).
+   loaded lazily (on the first lookup that needs them) and cached; a plugin that fails to load,
+   or that gives something else, becomes a :class:`~coevidence.exceptions.PluginLoadWarning`
+   and is skipped; a plugin id that clashes with a built-in or an earlier plugin is skipped with
+   a warning. Set the environment variable ``COEVIDENCE_DISABLE_PLUGINS`` to
+   ``1``/``true``/``all``/``__all__`` to disable every plugin, or to a comma-separated list of
+   entry-point names to disable those.
 """
 
 from __future__ import annotations
@@ -231,11 +233,11 @@ def get_measure(measure_id: str) -> MeasureDefinition:
         if measure_id in _user:
             return _user[measure_id]
         builtin = _load_builtin()
+        if measure_id in builtin:  # plugins cannot replace built-ins: no scan needed
+            return builtin[measure_id]
         plugins = load_plugins()
         if measure_id in plugins:
             return plugins[measure_id]
-        if measure_id in builtin:
-            return builtin[measure_id]
         known = sorted({*_user, *plugins, *builtin})
     raise KeyError(f"no measure {measure_id!r}; available: {', '.join(known)}")
 

@@ -235,7 +235,9 @@ with warnings.catch_warnings():
     # Deliberate: the field `construct` shadows the deprecated BaseModel.construct (see module
     # docstring). Only that exact warning is silenced.
     warnings.filterwarnings(
-        "ignore", message=r'Field name "construct" in "MeasureDefinition" shadows', category=UserWarning
+        "ignore",
+        message=r'Field name "construct" in "MeasureDefinition" shadows',
+        category=UserWarning,
     )
 
     class MeasureDefinition(Record):
