@@ -53,7 +53,9 @@ def _grid(result: MixedResult, arm_value: str, time_value: float) -> pd.DataFram
     row[spec.arm] = arm_value
     row[spec.time] = time_value
     if spec.time_coding == "categorical":
-        row[f"{spec.time}_f"] = time_value
+        from coevidence.models.mixed.growth import time_label
+
+        row[f"{spec.time}_f"] = time_label(time_value)
     if spec.time_coding == "piecewise":
         at = spec.frame[spec.frame[spec.time] == time_value]
         if at.empty:

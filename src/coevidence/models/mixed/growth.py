@@ -180,7 +180,9 @@ def fit_growth(
     arms = (reference, *others)
     data[arm] = pd.Categorical(data[arm].astype("string").astype(object), categories=list(arms))
     if time_coding == "categorical":
-        data[f"{time}_f"] = pd.Categorical(data[time], categories=sorted(data[time].dropna().unique()))
+        values = sorted(data[time].dropna().unique())
+        labels = [time_label(v) for v in values]
+        data[f"{time}_f"] = pd.Categorical(data[time].map(time_label), categories=labels)
     if time_coding == "piecewise":
         ys, ye = data["years_since_start"].to_numpy(float), data["years_since_end"].to_numpy(float)
         data["pre_years"] = np.minimum(ys, 0.0)
@@ -195,6 +197,20 @@ def fit_growth(
         frame=_growth_frame(data, res, outcome, time, arm, time_coding),
     )
     return res.with_growth(spec)
+
+
+def time_label(value) -> str:
+    """Level label of a wave in categorical time coding, as R prints ``factor(time)``.
+
+    Examples
+    --------
+    >>> time_label(4.0), time_label(0.5)
+    ('4', '0.5')
+    """
+    if pd.isna(value):
+        return value
+    v = float(value)
+    return str(int(v)) if v.is_integer() else repr(v)
 
 
 def _growth_frame(data, res, outcome, time, arm, time_coding) -> pd.DataFrame:
