@@ -97,3 +97,18 @@ def test_result_interface(df):
     assert tw.tidy()["term"].str.startswith("e=").all()
     with pytest.raises(ModelSpecificationError):
         _ = tw.gt
+
+
+def test_no_never_treated_units(df):
+    allt = df[df["first_treated"].notna()]
+    with pytest.raises(ModelSpecificationError, match="not_yet_treated"):
+        cv.fit_event_study(allt, "research_use")
+    cs = cv.fit_event_study(allt, "research_use", control="not_yet_treated")
+    assert cs.gt["time"].max() < allt["first_treated"].max()
+    assert any("last cohort" in n for n in cs.diagnostics.notes)
+    two = cv.fit_event_study(allt, "research_use", estimator="two_stage")
+    assert any("last cohort" in n for n in two.diagnostics.notes)
+    sa = cv.fit_event_study(allt, "research_use", estimator="sun_abraham")
+    assert any("control group" in n for n in sa.diagnostics.notes)
+    tw = cv.fit_event_study(allt, "research_use", estimator="twfe")
+    assert any("second reference" in n for n in tw.diagnostics.notes)

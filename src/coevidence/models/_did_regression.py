@@ -224,6 +224,12 @@ def twfe_fit(p: LongPanel, anticipation: int) -> dict[str, np.ndarray | float]:
     es = np.unique(rel[np.isfinite(rel)])
     ref_e = -1 - anticipation
     es = es[es != ref_e]
+    extra_ref = None
+    if np.isfinite(p.G_unit).all() and len(es):
+        # without never-treated units unit, period and relative-period effects are collinear:
+        # a second reference period (the earliest relative period) is needed (Borusyak et al.)
+        extra_ref = float(es.min())
+        es = es[es != extra_ref]
     D = np.column_stack([(rel == e).astype(float) for e in es])
     R2 = _twoway_resid(np.column_stack([D, Xextra, p.y]), p.u, p.t, p.n_units, p.T)
     if np.linalg.matrix_rank(R2[:, :-1]) < R2.shape[1] - 1:
@@ -238,4 +244,5 @@ def twfe_fit(p: LongPanel, anticipation: int) -> dict[str, np.ndarray | float]:
         "event": b2[: len(es)],
         "event_inf": inf2[:, : len(es)],
         "ref_e": ref_e,
+        "extra_ref": extra_ref,
     }

@@ -287,6 +287,23 @@ def fit_event_study(
         warnings.warn(f"fit_event_study: dropped {n_always} units treated in the first period (no pre-period)",
                       MissingDataWarning, stacklevel=2)
         data = data.loc[~always]
+    if not np.isfinite(data["_G"]).all() or estimator in ("sun_abraham", "twfe"):
+        pass  # never-treated units exist (SA and TWFE handle their absence themselves)
+    elif estimator == "callaway_santanna" and control == "never_treated":
+        raise ModelSpecificationError(
+            "no never-treated units: use control='not_yet_treated' (the last cohort then serves as comparison)"
+        )
+    else:
+        # as R did: without never-treated units, periods from the last cohort's start on are
+        # dropped and the last cohort serves as the (not yet treated) comparison group
+        last = float(data["_G"].max())
+        n_rows = int((data[time] >= last - anticipation).sum())
+        data = data.loc[data[time] < last - anticipation]
+        if estimator == "callaway_santanna":
+            data = data.assign(_G=np.where(data["_G"] == last, np.inf, data["_G"]))
+        periods = periods[periods < last - anticipation]
+        notes.append(f"no never-treated units: {n_rows} rows from period {last - anticipation:g} on were dropped "
+                     f"and the last cohort ({last:g}) is the comparison group")
     n_unbal = 0
     if estimator == "callaway_santanna":
         counts = data.groupby(unit)[time].transform("size").to_numpy()
@@ -352,6 +369,9 @@ def fit_event_study(
             if by is not None:
                 raise ModelSpecificationError("by= is not available for estimator='twfe'")
             twfe = twfe_fit(lp, anticipation)
+            if twfe["extra_ref"] is not None:
+                notes.append(f"no never-treated units: event time {twfe['extra_ref']:g} is a second reference "
+                             "period of the dynamic TWFE specification (its effect is set to 0)")
     engine = _Engine(cells=cells, unit_group=G_unit, unit_level=lev_unit, levels=levels, info=info, boot=boot,
                      twfe=twfe, by=by)
     if cells is not None:
