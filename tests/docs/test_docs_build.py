@@ -55,7 +55,9 @@ def test_docs_build(tmp_path):
     import coevidence
 
     # names importable *before* the build (other modules may appear while it runs)
-    resolvable = [n for n, m in coevidence._LAZY.items() if coevidence_docs._resolvable(n, m) is None]
+    resolvable = [
+        n for n, m in coevidence._LAZY.items() if coevidence_docs._resolvable(n, m) is None
+    ]
     site = build_site(tmp_path)
     check_pages(site)
     check_schema_guide(site)

@@ -229,7 +229,7 @@ def test_every_suffix_is_dispatched():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_finite = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e12, max_value=1e12)
+_finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
 
 
 @st.composite
@@ -245,7 +245,9 @@ def _tables(draw):
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".dta", ".sav", ".csv"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(table=_tables())
 def test_round_trip_property(tmp_path, suffix, table):
     """Any table of ids, integers and floats (with missing values) reads back value for value."""

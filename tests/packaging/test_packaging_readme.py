@@ -22,9 +22,10 @@ def _setup_commands() -> list[str]:
 def test_readme_opens_with_two_setup_commands():
     """Exactly two commands: install and run the demo; install and run the tests."""
     main_job, tests = _setup_commands()
-    assert main_job.startswith("python -m venv .venv && . .venv/bin/activate && pip install . ")
+    venv = "python -m venv .venv && . .venv/bin/activate && "
+    assert main_job.startswith(venv + "pip install . && ")
     assert main_job.endswith("&& coevidence demo --out demo-out")
-    assert tests.startswith('python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"')
+    assert tests.startswith(venv + 'pip install -e ".[test]" && ')
 
 
 def test_ci_runs_the_readme_test_command():

@@ -223,7 +223,8 @@ def _read_excel(
             raise ValueError(f"{str(path)!r} has no sheet {sheet_name!r}; its sheets are {names}")
         if isinstance(sheet_name, int) and not -len(names) <= sheet_name < len(names):
             raise ValueError(
-                f"{str(path)!r} has {len(names)} sheet(s) {names}; sheet={sheet_name} is out of range"
+                f"{str(path)!r} has {len(names)} sheet(s) {names}; "
+                f"sheet={sheet_name} is out of range"
             )
         if ids_as_text:
             header = pd.read_excel(book, sheet_name=sheet_name, **_header_kwargs(kwargs), nrows=0)
