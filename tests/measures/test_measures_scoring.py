@@ -314,3 +314,25 @@ def test_example_study_table_matches_direct_scoring():
         mine = table[table["measure_id"] == mid].sort_values(["respondent_id", "wave"])
         np.testing.assert_allclose(mine["score"].to_numpy(), direct["total"].to_numpy())
         assert mine["org_id"].tolist() == mine["respondent_id"].map(orgs).tolist()
+
+
+def test_aggregate_to_organisation():
+    m = defn(missing={"min_answered": 1}, aggregation={"method": "median", "min_respondents": 2})
+    long = pd.concat([long_of(WIDE).assign(wave=w) for w in (1, 2)], ignore_index=True)
+    long["org_id"] = long["respondent_id"].map({1: "o1", 2: "o1", 3: "o2"})
+    r = score(long, m, keep=["org_id"])
+    agg = r.aggregate("org_id")
+    assert list(agg.columns) == ["org_id", "wave", "scale", "n_respondents", "n_not_scored",
+                                 "score", "aggregated"]
+    o1 = agg[(agg.org_id == "o1") & (agg.wave == 1)].iloc[0]
+    per = r.scores[(r.scores.org_id == "o1") & (r.scores.wave == 1)]["total"]
+    assert o1["score"] == pytest.approx(per.median()) and o1["n_respondents"] == 2
+    o2 = agg[(agg.org_id == "o2")]
+    assert o2["score"].isna().all() and not o2["aggregated"].any()  # one respondent < 2
+    with pytest.raises(MeasureError, match="keep"):
+        r.aggregate("arm")
+    none = defn(missing={"min_answered": 1}, aggregation={"method": "none"})
+    with pytest.raises(MeasureError, match="must not be aggregated"):
+        score(long, none, keep=["org_id"]).aggregate("org_id")
+    no_wave = score(long[long.wave == 1].drop(columns="wave"), m, keep=["org_id"])
+    assert list(no_wave.aggregate("org_id").columns)[:2] == ["org_id", "scale"]

@@ -85,9 +85,11 @@ class ScoreResult(ResultBase):
         key_frame: pd.DataFrame,
         scales: Mapping[str, ScaleScores],
         notes: Sequence[str],
+        wave: str | None = None,
     ) -> None:
         self.measure = measure
         self.keys = tuple(keys)
+        self.wave = wave
         self._key_frame = key_frame
         self._scales = dict(scales)
         self.notes = tuple(notes)
@@ -143,6 +145,61 @@ class ScoreResult(ResultBase):
             part["reason"] = reasons[sc.reason]
             parts.append(part)
         return pd.concat(parts, ignore_index=True)
+
+    def aggregate(self, unit: str = "org_id") -> pd.DataFrame:
+        """Aggregate scored units to ``unit`` (e.g. the organisation) by the measure's rule.
+
+        Parameters
+        ----------
+        unit : str, default "org_id"
+            A key column of the scores (pass it to :func:`score` with ``keep=``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per unit (x wave) x scale: ``unit``, [``wave``], ``scale``,
+            ``n_respondents`` (scored), ``n_not_scored``, ``score`` (the measure's
+            ``aggregation.method`` of the scored respondents; NaN below
+            ``aggregation.min_respondents``) and ``aggregated`` (bool). Check agreement with
+            :func:`~coevidence.measures.agreement.agreement` before interpreting the means.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from coevidence.schemas.measure import MeasureDefinition
+        >>> m = MeasureDefinition(id="m", response_min=1, response_max=5, items=("a",),
+        ...     aggregation={"min_respondents": 2})
+        >>> d = pd.DataFrame({"respondent_id": [1, 2, 3], "org_id": ["o", "o", "p"],
+        ...     "a": [2, 4, 5]})
+        >>> score(d, m, keep=["org_id"]).aggregate("org_id")["score"].tolist()
+        [3.0, nan]
+        """
+        rule = self.measure.aggregation
+        if rule.method == "none":
+            raise MeasureError(
+                pd.DataFrame([{"table": "scores", "row": None, "column": None, "value": None,
+                               "rule": f"measure {self.measure.id!r} must not be aggregated "
+                                       "(aggregation.method='none')"}]),
+                what=f"measure {self.measure.id!r}",
+            )
+        if unit not in self.keys:
+            raise MeasureError(
+                pd.DataFrame([{"table": "scores", "row": None, "column": unit, "value": None,
+                               "rule": "not a key of the scores; pass it to score(keep=[...])"}]),
+                what="scores",
+            )
+        by = [unit] + ([self.wave] if self.wave is not None and self.wave != unit else [])
+        long = self.long()
+        grouped = long.groupby([*by, "scale"], sort=True, observed=True, dropna=False)
+        out = grouped.agg(
+            n_respondents=("scored", "sum"),
+            n_not_scored=("scored", lambda v: int((~v).sum())),
+            score=("score", rule.method),
+        ).reset_index()
+        out["n_respondents"] = out["n_respondents"].astype(int)
+        out["aggregated"] = out["n_respondents"] >= rule.min_respondents
+        out["score"] = out["score"].where(out["aggregated"])
+        return out
 
     # ---- ResultBase ----------------------------------------------------------------------
     def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
@@ -286,7 +343,8 @@ def score(
     m = _resolve(measure)
     if layout not in ("auto", "long", "wide"):
         raise ValueError(f"layout must be one of 'auto', 'long', 'wide'; got {layout!r}")
-    keys = [unit] + ([wave] if wave is not None and wave in responses.columns else []) + list(keep)
+    use_wave = wave is not None and wave in responses.columns
+    keys = [unit] + ([wave] if use_wave else []) + list(keep)
     missing_cols = [k for k in keys if k not in responses.columns]
     is_long = layout == "long" or (
         layout == "auto" and item in responses.columns and value in responses.columns
@@ -318,7 +376,7 @@ def score(
         raise MeasureError(mat.failures, what=f"item responses for measure {m.id!r}")
     scales = score_matrix(m, mat.values)
     _warn_missing(m, scales)
-    return ScoreResult(m, keys, mat.keys, scales, _notes(m, mat))
+    return ScoreResult(m, keys, mat.keys, scales, _notes(m, mat), wave if use_wave else None)
 
 
 _TABLE_KEYS = ("respondent_id", "org_id", "wave")
@@ -396,7 +454,7 @@ def score_responses_table(
             continue
         scales = score_matrix(m, mat.values)
         _warn_missing(m, scales)
-        res = ScoreResult(m, _TABLE_KEYS, mat.keys, scales, _notes(m, mat)).long()
+        res = ScoreResult(m, _TABLE_KEYS, mat.keys, scales, _notes(m, mat), "wave").long()
         primary = m.primary_scale()
         res["measure_id"] = np.where(res["scale"].eq(primary), m.id, m.id + "." + res["scale"])
         pieces.append(res)
