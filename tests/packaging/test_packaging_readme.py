@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import coevidence
 
@@ -45,3 +50,29 @@ def test_tour_uses_public_names_only():
     used = set(re.findall(r"\bcv\.([A-Za-z_]\w*)", README))
     assert used, "the tour shows no API"
     assert used <= set(coevidence.__all__), sorted(used - set(coevidence.__all__))
+
+
+@pytest.mark.slow
+def test_tour_code_runs(tmp_path):
+    """The tour's Python blocks run, in order, as written (a scores.sav is provided)."""
+    import pandas as pd
+    import pyreadstat
+
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 6
+    pyreadstat.write_sav(
+        pd.DataFrame({"org_id": ["O1", "O2"], "arm": [1.0, 2.0]}),
+        str(tmp_path / "scores.sav"),
+        variable_value_labels={"arm": {1.0: "push", 2.0: "co_creation"}},
+    )
+    script = tmp_path / "tour.py"
+    script.write_text("\n".join(blocks), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
