@@ -224,18 +224,24 @@ def twfe_fit(p: LongPanel, anticipation: int) -> dict[str, np.ndarray | float]:
     es = np.unique(rel[np.isfinite(rel)])
     ref_e = -1 - anticipation
     es = es[es != ref_e]
-    extra_ref = None
-    if np.isfinite(p.G_unit).all() and len(es):
-        # without never-treated units unit, period and relative-period effects are collinear:
-        # a second reference period (the earliest relative period) is needed (Borusyak et al.)
-        extra_ref = float(es.min())
-        es = es[es != extra_ref]
-    D = np.column_stack([(rel == e).astype(float) for e in es])
-    R2 = _twoway_resid(np.column_stack([D, Xextra, p.y]), p.u, p.t, p.n_units, p.T)
+    extra_ref: list[float] = []
+
+    def design(es_):
+        D = np.column_stack([(rel == e).astype(float) for e in es_])
+        return _twoway_resid(np.column_stack([D, Xextra, p.y]), p.u, p.t, p.n_units, p.T)
+
+    R2 = design(es)
+    # without never-treated units, unit, period and relative-period effects are collinear (a
+    # linear trend in event time, and any pattern shared by all cohorts' timing): drop extra
+    # reference periods from the ends of the event window until the design has full rank
+    order = [e for pair in zip(es, es[::-1], strict=False) for e in pair]
+    while np.linalg.matrix_rank(R2[:, :-1]) < R2.shape[1] - 1 and len(es) > 1:
+        nxt = next(e for e in order if e in es and e not in extra_ref)
+        extra_ref.append(float(nxt))
+        es = es[es != nxt]
+        R2 = design(es)
     if np.linalg.matrix_rank(R2[:, :-1]) < R2.shape[1] - 1:
-        raise ModelSpecificationError(
-            "dynamic TWFE is not identified (no never-treated units and all relative periods included)"
-        )
+        raise ModelSpecificationError("dynamic TWFE is not identified")
     b2, inf2 = _ols_if(R2[:, :-1], R2[:, -1], p.u, p.n_units)
     return {
         "static": float(b[0]),
@@ -244,5 +250,5 @@ def twfe_fit(p: LongPanel, anticipation: int) -> dict[str, np.ndarray | float]:
         "event": b2[: len(es)],
         "event_inf": inf2[:, : len(es)],
         "ref_e": ref_e,
-        "extra_ref": extra_ref,
+        "extra_ref": extra_ref or None,
     }

@@ -370,8 +370,9 @@ def fit_event_study(
                 raise ModelSpecificationError("by= is not available for estimator='twfe'")
             twfe = twfe_fit(lp, anticipation)
             if twfe["extra_ref"] is not None:
-                notes.append(f"no never-treated units: event time {twfe['extra_ref']:g} is a second reference "
-                             "period of the dynamic TWFE specification (its effect is set to 0)")
+                refs = ", ".join(f"{e:g}" for e in twfe["extra_ref"])
+                notes.append(f"dynamic TWFE not identified with one reference period: event times {refs} are "
+                             "additional (second reference) periods fixed at 0")
     engine = _Engine(cells=cells, unit_group=G_unit, unit_level=lev_unit, levels=levels, info=info, boot=boot,
                      twfe=twfe, by=by)
     if cells is not None:
