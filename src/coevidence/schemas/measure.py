@@ -50,7 +50,13 @@ Scorer = Callable[..., Any]
 
 
 class Construct(StrEnum):
-    """What a measure is about."""
+    """What a measure is about.
+
+    Examples
+    --------
+    >>> Construct("research_use") is Construct.research_use
+    True
+    """
 
     research_use = "research_use"
     capacity = "capacity"
@@ -62,7 +68,13 @@ class Construct(StrEnum):
 
 
 class MeasureLevel(StrEnum):
-    """The unit a response describes."""
+    """The unit a response describes.
+
+    Examples
+    --------
+    >>> MeasureLevel.document.value
+    'document'
+    """
 
     person = "person"
     organization = "organization"
@@ -70,7 +82,16 @@ class MeasureLevel(StrEnum):
 
 
 class Direction(StrEnum):
-    """Whether a higher subscale score is the desirable (``positive``) or adverse direction."""
+    """Whether a higher subscale score is the desirable (``positive``) or adverse direction.
+
+    Stored per subscale and never applied silently: reverse a subscale only where the authors
+    say so (``reverse_items``, or ``reverse_components`` of a composite).
+
+    Examples
+    --------
+    >>> Direction("adverse")
+    <Direction.adverse: 'adverse'>
+    """
 
     positive = "positive"
     adverse = "adverse"
@@ -83,6 +104,11 @@ class ScoringRule(StrEnum):
     ``pairs`` of (first - second) (e.g. importance minus availability); ``weighted``: sum of
     ``weight * value``; ``custom``: a user callable; ``composite``: ``mean`` of other subscale
     scores (``components``), reversing ``reverse_components``; ``composite_sum``: their sum.
+
+    Examples
+    --------
+    >>> ScoringRule("difference_sum") == "difference_sum"
+    True
     """
 
     sum = "sum"
@@ -99,6 +125,11 @@ class ResearchUseType(StrEnum):
 
     ``process`` (use arising from taking part in producing research) comes from the evaluation
     use literature and is not verified against a source in this project.
+
+    Examples
+    --------
+    >>> [t.value for t in ResearchUseType][:2]
+    ['instrumental', 'conceptual']
     """
 
     instrumental = "instrumental"
@@ -133,7 +164,13 @@ class MissingRule(Record):
     prorate: bool = True
 
     def required(self, n: int) -> int:
-        """Minimum number answered out of ``n`` under this rule."""
+        """Minimum number answered out of ``n`` under this rule.
+
+        Examples
+        --------
+        >>> MissingRule(min_fraction=0.8).required(7)
+        6
+        """
         import math
 
         req = n if self.min_answered is None and self.min_fraction is None else 1
@@ -395,15 +432,38 @@ with warnings.catch_warnings():
             return (Subscale(id="total", items=self.items),)
 
         def rule(self, subscale: Subscale) -> ScoringRule:
-            """The scoring rule that applies to ``subscale``."""
+            """The scoring rule that applies to ``subscale``.
+
+            Examples
+            --------
+            >>> m = MeasureDefinition(id="x", scoring="sum", response_min=0, response_max=4,
+            ...     items=("a",))
+            >>> m.rule(m.scales()[0]).value
+            'sum'
+            """
             return subscale.scoring if subscale.scoring is not None else self.scoring
 
         def missing_rule(self, subscale: Subscale) -> MissingRule:
-            """The missing-item rule that applies to ``subscale``."""
+            """The missing-item rule that applies to ``subscale``.
+
+            Examples
+            --------
+            >>> m = MeasureDefinition(id="x", response_min=0, response_max=4, items=("a", "b"),
+            ...     missing={"min_answered": 1})
+            >>> m.missing_rule(m.scales()[0]).required(2)
+            1
+            """
             return subscale.missing if subscale.missing is not None else self.missing
 
         def primary_scale(self) -> str | None:
-            """Id of the scale reported as the measure's score, or None if not defined."""
+            """Id of the scale reported as the measure's score, or None if not defined.
+
+            Examples
+            --------
+            >>> MeasureDefinition(id="x", response_min=0, response_max=4, items=("a",)
+            ...     ).primary_scale()
+            'total'
+            """
             if self.primary is not None:
                 return self.primary
             scales = self.scales()
@@ -413,7 +473,15 @@ with warnings.catch_warnings():
             return "total" if "total" in ids else None
 
         def resolve_scorer(self) -> Scorer | None:
-            """The custom scorer as a callable (importing ``"module:function"`` if needed)."""
+            """The custom scorer as a callable (importing ``"module:function"`` if needed).
+
+            Examples
+            --------
+            >>> m = MeasureDefinition(id="x", scoring="custom", scorer="numpy:nanmax",
+            ...     response_min=0, response_max=4, items=("a",))
+            >>> m.resolve_scorer().__name__
+            'nanmax'
+            """
             if self.scorer is None or callable(self.scorer):
                 return self.scorer
             mod, _, attr = str(self.scorer).partition(":")

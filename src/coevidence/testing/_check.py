@@ -188,8 +188,8 @@ def check_measure(
     --------
     >>> m = MeasureDefinition(id="mine", scoring="sum", response_min=0, response_max=3,
     ...     items=("a", "b", "c"), reverse_items=("c",))
-    >>> check_measure(m)["passed"].all()
-    np.True_
+    >>> bool(check_measure(m)["passed"].all())
+    True
     """
     if not isinstance(definition, MeasureDefinition):
         raise TypeError(f"expected a MeasureDefinition, got {type(definition).__name__}")

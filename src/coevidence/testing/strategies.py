@@ -30,7 +30,13 @@ __all__ = ["measure_definitions", "response_values", "wide_responses"]
 
 
 def response_values(measure: MeasureDefinition, *, allow_missing: bool = True) -> Any:
-    """One valid response (or NaN when ``allow_missing``)."""
+    """One valid response (or NaN when ``allow_missing``).
+
+    Examples
+    --------
+    >>> from coevidence.measures.registry import get_measure
+    >>> strategy = response_values(get_measure("ebpas15"), allow_missing=False)
+    """
     lo, hi = measure.response_min, measure.response_max
     if measure.discrete:
         base = st.integers(int(np.ceil(lo)), int(np.floor(hi))).map(float)
@@ -46,7 +52,13 @@ def wide_responses(
     max_units: int = 15,
     allow_missing: bool = True,
 ) -> Any:
-    """Wide frames: ``respondent_id`` (0..n-1) and one column per item of ``measure``."""
+    """Wide frames: ``respondent_id`` (0..n-1) and one column per item of ``measure``.
+
+    Examples
+    --------
+    >>> from coevidence.measures.registry import get_measure
+    >>> strategy = wide_responses(get_measure("oric"), max_units=5)
+    """
     k = len(measure.items)
     row = st.lists(response_values(measure, allow_missing=allow_missing), min_size=k, max_size=k)
 
@@ -61,7 +73,12 @@ def wide_responses(
 
 @st.composite
 def measure_definitions(draw: Any, max_items: int = 8) -> MeasureDefinition:
-    """Random valid definitions: sum/mean/weighted/difference rules, reverse keys, subscales."""
+    """Random valid definitions: sum/mean/weighted/difference rules, reverse keys, subscales.
+
+    Examples
+    --------
+    >>> strategy = measure_definitions(max_items=5)
+    """
     k = draw(st.integers(2, max_items))
     items = tuple(f"q{i}" for i in range(k))
     lo = draw(st.integers(-1, 1))
