@@ -27,9 +27,6 @@
 #    organisations (`by="ta_model"`).
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")  # headless execution; remove in an interactive session
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
