@@ -122,7 +122,7 @@ class SimulationSpec(_Spec):
         Measurement waves, ``wave_months`` apart, the first at ``start_date``.
     assignment : {"provider", "organization", "stepped_wedge", "staggered"}
         ``provider``/``organization``: that unit is randomised to push or co-creation (half
-        each). ``stepped_wedge``: ``rollout_unit``\ s start co-creation TA in ``n_steps``
+        each). ``stepped_wedge``: the ``rollout_unit`` units start co-creation TA in ``n_steps``
         equal groups in random order, one group before each of waves 2, 3, ...
         ``staggered``: the same steps but non-random: more ready units start earlier
         (``selection`` sets how strongly).
