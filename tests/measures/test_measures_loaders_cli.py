@@ -82,3 +82,23 @@ def test_cli_show(capsys):
     assert main(["measures", "show", "nope"]) == 1
     assert "available" in capsys.readouterr().err
     assert main(["measures"]) == 2
+
+
+def test_cli_check(tmp_path, capsys):
+    assert main(["measures", "check", "oric"]) == 0
+    assert "oric: OK" in capsys.readouterr().out
+    p = tmp_path / "m.yaml"
+    p.write_text(YAML)
+    assert main(["measures", "check", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "my_scale: OK" in out and "my_other: OK" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: b\nresponse_min: 1\nitems: [x]\n")
+    assert main(["measures", "check", str(bad)]) == 1
+    assert "response_max" in capsys.readouterr().err
+    assert main(["measures", "check", "nope"]) == 1
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("id: c\nresponse_min: 0\nresponse_max: 4\nitems: [x, y]\n"
+                      "scoring: custom\nscorer: 'numpy:cumsum'\n")
+    assert main(["measures", "check", str(broken)]) == 1  # returns a matrix, not one score
+    assert "c: FAILED" in capsys.readouterr().out

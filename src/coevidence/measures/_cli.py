@@ -1,4 +1,4 @@
-"""``coevidence measures list`` and ``coevidence measures show ID``."""
+"""``coevidence measures list``, ``measures show ID`` and ``measures check ID|FILE``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,40 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.add_argument("id", help="measure id (see `coevidence measures list`)")
     show.add_argument("--json", action="store_true", help="print the definition as JSON")
     show.set_defaults(handler=_show)
+    check = msub.add_parser(
+        "check", help="run the conformance check on a measure id or a YAML/JSON file")
+    check.add_argument("target", help="measure id, or a .yaml/.yml/.json file of definitions")
+    check.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coevidence.exceptions import MeasureError
+    from coevidence.measures.loaders import load_measures
+    from coevidence.measures.registry import get_measure
+    from coevidence.testing import check_measure
+
+    try:
+        if Path(args.target).suffix.lower() in (".yaml", ".yml", ".json"):
+            defs = load_measures(args.target)
+        else:
+            defs = [get_measure(args.target)]
+    except KeyError as exc:
+        print(str(exc.args[0]), file=sys.stderr)
+        return 1
+    except (MeasureError, OSError) as exc:
+        print(f"INVALID: {exc}", file=sys.stderr)
+        return 1
+    failed = 0
+    for m in defs:
+        table = check_measure(m, raise_on_failure=False)
+        ok = bool(table["passed"].all())
+        failed += not ok
+        print(f"{m.id}: {'OK' if ok else 'FAILED'}")
+        with pd.option_context("display.width", 200, "display.max_colwidth", 120):
+            print(table.to_string(index=False))
+    return 1 if failed else 0
 
 
 def _list(args: argparse.Namespace) -> int:
