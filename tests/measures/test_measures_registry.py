@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -21,10 +22,12 @@ UNVERIFIED = {"seer_org_value", "ebpas15", "sieu", "brownson_use_research", "res
 
 @pytest.fixture
 def fresh_plugins():
-    """Forget cached plugins before and after (the loader caches on first use)."""
+    """Forget cached plugins and the tiny plugin module before and after each test."""
     registry._plugins = None
+    sys.modules.pop("coevidence_tiny_plugin", None)
     yield
     registry._plugins = None
+    sys.modules.pop("coevidence_tiny_plugin", None)
 
 
 def test_builtins_and_verification_flags():
@@ -196,3 +199,22 @@ def test_env_var_disables_named_plugins(tmp_path, monkeypatch, fresh_plugins):
     with warnings.catch_warnings():
         warnings.simplefilter("error", PluginLoadWarning)
         assert set(registry.load_plugins()) == {"tiny_plugin_measure"}
+
+
+RECURSIVE_MODULE = '''
+from coevidence.measures import registry
+from coevidence.schemas.measure import MeasureDefinition
+
+SEEN = registry.list_measures()["id"].tolist()   # a plugin that looks measures up on import
+TINY = MeasureDefinition(id="tiny_recursive", response_min=0, response_max=1, items=("x",))
+'''
+
+
+def test_plugin_looking_up_measures_while_loading(tmp_path, monkeypatch, fresh_plugins):
+    monkeypatch.delenv(registry.DISABLE_ENV, raising=False)
+    write_plugin(tmp_path, "rec = coevidence_tiny_plugin:TINY", RECURSIVE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "tiny_recursive" in registry.load_plugins()
+    import coevidence_tiny_plugin
+
+    assert "aim" in coevidence_tiny_plugin.SEEN  # built-ins visible, no infinite recursion

@@ -294,7 +294,9 @@ def score(
     ----------
     responses : pandas.DataFrame
         Long (columns ``unit``, [``wave``], ``item``, ``value``) or wide (``unit``,
-        [``wave``], one column per item code). Never modified.
+        [``wave``], one column per item code). Never modified. In a long table other columns
+        (e.g. ``date``) are ignored, except ``measure_id``, which must equal the measure's
+        id; in a wide table every other column must be an item code or listed in ``keep``.
     measure : MeasureDefinition or str
         The definition, or the id of a registered one.
     unit : str, default "respondent_id"
