@@ -40,8 +40,15 @@ import coevidence as cv
 # organisations start earlier (`selection=1`), so start time is not random.
 
 # %%
-spec = cv.SimulationSpec(assignment="staggered", n_providers=8, orgs_per_provider=10,
-                         respondents_per_org=3, n_waves=6, encounter_logs=False, responses="scores")
+spec = cv.SimulationSpec(
+    assignment="staggered",
+    n_providers=8,
+    orgs_per_provider=10,
+    respondents_per_org=3,
+    n_waves=6,
+    encounter_logs=False,
+    responses="scores",
+)
 study = cv.simulate_study(spec, seed=2026)
 panel = study.panel(unit="organization")
 # first wave at which the organisation is in TA (years_since_start >= 0); NaN = never
@@ -54,7 +61,7 @@ panel.groupby("first_wave", dropna=False)["org_id"].nunique()
 # Sant'Anna use the not-yet-treated organisations as comparisons, Sun & Abraham the last cohort.
 
 # %%
-kw = dict(unit="org_id", time="wave", first_treated="first_wave")
+kw = {"unit": "org_id", "time": "wave", "first_treated": "first_wave"}
 fits = {
     "twfe": cv.fit_event_study(panel, "research_use", estimator="twfe", **kw),
     "callaway_santanna": cv.fit_event_study(panel, "research_use", control="not_yet_treated", **kw),
@@ -68,7 +75,9 @@ print(fits["callaway_santanna"].summary())
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-cv.plot_event_study(fits["callaway_santanna"], ax=axes[0], title="Callaway & Sant'Anna (not yet treated)")
+cv.plot_event_study(
+    fits["callaway_santanna"], ax=axes[0], title="Callaway & Sant'Anna (not yet treated)"
+)
 cv.plot_event_study(fits["twfe"], ax=axes[1], title="Dynamic TWFE")
 fig.tight_layout()
 
@@ -89,9 +98,17 @@ cs.pretrend_test(), cs.aggregate("group").tidy().round(3)
 # for contrast.
 
 # %%
-eti = cv.fit_stepped_wedge(panel, "research_use", unit="org_id", period="wave", first_treated="first_wave")
-hh = cv.fit_stepped_wedge(panel, "research_use", unit="org_id", period="wave", first_treated="first_wave",
-                          model="immediate")
+eti = cv.fit_stepped_wedge(
+    panel, "research_use", unit="org_id", period="wave", first_treated="first_wave"
+)
+hh = cv.fit_stepped_wedge(
+    panel,
+    "research_use",
+    unit="org_id",
+    period="wave",
+    first_treated="first_wave",
+    model="immediate",
+)
 pd.concat([eti.tidy(), hh.tidy()]).round(3)
 
 # %% [markdown]
@@ -108,10 +125,21 @@ model = np.where(np.isnan(first), "none", rng.choice(["push", "co_creation"], si
 slope = np.select([model == "push", model == "co_creation"], [0.05, 0.15], 0.0)
 org, wave = np.repeat(np.arange(n_org), len(waves)), np.tile(waves, n_org)
 exposure = np.where(wave >= first[org], wave - np.nan_to_num(first[org]) + 1, 0)
-y = (rng.normal(3, 0.5, n_org)[org] + 0.03 * wave + slope[org] * exposure
-     + rng.normal(0, 0.25, len(org)))
-rollout = pd.DataFrame({"org_id": org, "wave": wave, "first_wave": first[org], "ta_model": model[org],
-                        "research_use": y})
+y = (
+    rng.normal(3, 0.5, n_org)[org]
+    + 0.03 * wave
+    + slope[org] * exposure
+    + rng.normal(0, 0.25, len(org))
+)
+rollout = pd.DataFrame(
+    {
+        "org_id": org,
+        "wave": wave,
+        "first_wave": first[org],
+        "ta_model": model[org],
+        "research_use": y,
+    }
+)
 
 by_model = cv.fit_event_study(rollout, "research_use", by="ta_model", bootstrap=999, seed=1, **kw)
 by_model.aggregate("simple").tidy().round(3)
@@ -120,7 +148,9 @@ by_model.aggregate("simple").tidy().round(3)
 by_model.compare("co_creation", "push").tidy().round(3)
 
 # %%
-ax = cv.plot_event_study(by_model, uniform=True, title="Event study by TA model (uniform 95% bands)")
+ax = cv.plot_event_study(
+    by_model, uniform=True, title="Event study by TA model (uniform 95% bands)"
+)
 
 # %% [markdown]
 # ## 4. A fixed-effects panel model with few-cluster inference
@@ -130,10 +160,24 @@ ax = cv.plot_event_study(by_model, uniform=True, title="Event study by TA model 
 
 # %%
 panel_ta = panel.assign(in_ta=(panel["years_since_start"] >= 0).astype(float))
-fe_cr2 = cv.fit_panel(panel_ta, "research_use", regressors=["in_ta"], effects="twoway", cov="cr2",
-                      cluster="provider_id")
-fe_wild = cv.fit_panel(panel_ta, "research_use", regressors=["in_ta"], effects="twoway",
-                       cov="wild_bootstrap", cluster="provider_id", bootstrap_weights="webb", seed=3)
+fe_cr2 = cv.fit_panel(
+    panel_ta,
+    "research_use",
+    regressors=["in_ta"],
+    effects="twoway",
+    cov="cr2",
+    cluster="provider_id",
+)
+fe_wild = cv.fit_panel(
+    panel_ta,
+    "research_use",
+    regressors=["in_ta"],
+    effects="twoway",
+    cov="wild_bootstrap",
+    cluster="provider_id",
+    bootstrap_weights="webb",
+    seed=3,
+)
 pd.concat([fe_cr2.tidy(), fe_wild.tidy()]).round(3)
 
 # %% [markdown]

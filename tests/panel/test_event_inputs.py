@@ -13,7 +13,7 @@ from coevidence.exceptions import MissingDataWarning, ModelSpecificationError, S
 from coevidence.results.base import TIDY_COLUMNS
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _did_sim import simulate_staggered  # noqa: E402
+from _did_sim import simulate_staggered
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,10 @@ def test_duplicates_and_missing_are_reported(df):
     pd.testing.assert_frame_equal(holed, before)
     msgs = " ".join(str(w.message) for w in rec)
     assert "dropped 1 of" in msgs and "dropped 1 units not observed in every period" in msgs
-    assert res.diagnostics.n_rows_dropped_missing == 1 and res.diagnostics.n_units_dropped_unbalanced == 1
+    assert (
+        res.diagnostics.n_rows_dropped_missing == 1
+        and res.diagnostics.n_units_dropped_unbalanced == 1
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingDataWarning)
         two = cv.fit_event_study(holed, "research_use", estimator="two_stage")
@@ -87,8 +90,13 @@ def test_result_interface(df):
         assert tuple(t.tidy().columns) == TIDY_COLUMNS and t.glance().shape[0] == 1
         assert kind in t.summary() or "Aggregated" in t.summary()
     s = res.summary()
-    for text in ("Callaway & Sant'Anna", "Control group: never_treated", "Covariance: analytic",
-                 "Degrees of freedom", "Pre-trend Wald test"):
+    for text in (
+        "Callaway & Sant'Anna",
+        "Control group: never_treated",
+        "Covariance: analytic",
+        "Degrees of freedom",
+        "Pre-trend Wald test",
+    ):
         assert text in s
     assert res.glance().shape[0] == 1 and "<table" in res._repr_html_()
     with pytest.raises(AttributeError):

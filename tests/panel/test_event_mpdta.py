@@ -13,7 +13,7 @@ from coevidence.datasets.panel import load_mpdta
 FIX = Path(__file__).parents[1] / "fixtures" / "panel"
 PUB = json.loads((FIX / "mpdta_published.json").read_text())
 PEER = json.loads((FIX / "peer_did.json").read_text())
-KW = dict(unit="countyreal", time="year", first_treated="first.treat")
+KW = {"unit": "countyreal", "time": "year", "first_treated": "first.treat"}
 HALF4 = 5e-5 + 1e-12  # agreement to 4 printed decimals
 
 
@@ -80,10 +80,13 @@ def test_group_and_calendar_aggregates(cs, kind):
     assert ov["std_error"] == pytest.approx(ref["overall_se_computed"], abs=5e-7)
 
 
-@pytest.mark.parametrize(("control", "key", "peer"), [
-    ("never_treated", "covariate_lpop_dr_never", "nevertreated"),
-    ("not_yet_treated", "covariate_lpop_dr_notyet", "notyettreated"),
-])
+@pytest.mark.parametrize(
+    ("control", "key", "peer"),
+    [
+        ("never_treated", "covariate_lpop_dr_never", "nevertreated"),
+        ("not_yet_treated", "covariate_lpop_dr_notyet", "notyettreated"),
+    ],
+)
 def test_doubly_robust_with_covariate(mpdta, control, key, peer):
     res = cv.fit_event_study(mpdta, "lemp", **KW, covariates=["lpop"], control=control)
     gt = res.gt
@@ -92,18 +95,26 @@ def test_doubly_robust_with_covariate(mpdta, control, key, peer):
     ref = PEER["cs_mpdta_moderndid"][peer]
     np.testing.assert_allclose(gt["estimate"], ref["att"], rtol=1e-8)
     np.testing.assert_allclose(gt["std_error"], ref["se"], rtol=1e-6)
-    reg = cv.fit_event_study(mpdta, "lemp", **KW, covariates=["lpop"], control=control, est_method="reg")
+    reg = cv.fit_event_study(
+        mpdta, "lemp", **KW, covariates=["lpop"], control=control, est_method="reg"
+    )
     assert not np.allclose(reg.gt["estimate"], gt["estimate"])  # est_method is used
 
 
 def test_sun_abraham_equals_cs_with_universal_base(mpdta):
     # balanced panel, never-treated controls: the interaction-weighted estimator's cohort effects
     # are the CS group-time effects with a universal base period (Sun & Abraham 2021, sec. 4)
-    sa = cv.fit_event_study(mpdta, "lemp", **KW, estimator="sun_abraham").gt.sort_values(["group", "time"])
-    csu = cv.fit_event_study(mpdta, "lemp", **KW, base_period="universal").gt.sort_values(["group", "time"])
+    sa = cv.fit_event_study(mpdta, "lemp", **KW, estimator="sun_abraham").gt.sort_values(
+        ["group", "time"]
+    )
+    csu = cv.fit_event_study(mpdta, "lemp", **KW, base_period="universal").gt.sort_values(
+        ["group", "time"]
+    )
     np.testing.assert_allclose(sa["estimate"], csu["estimate"], atol=1e-10)
     post = (sa["time"] >= sa["group"]).to_numpy()
-    np.testing.assert_allclose(sa["std_error"].to_numpy()[post], csu["std_error"].to_numpy()[post], rtol=1e-6)
+    np.testing.assert_allclose(
+        sa["std_error"].to_numpy()[post], csu["std_error"].to_numpy()[post], rtol=1e-6
+    )
 
 
 def test_two_stage_matches_pyfixest_did2s(mpdta):

@@ -10,7 +10,7 @@ import pytest
 import coevidence as cv
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _did_sim import simulate_staggered  # noqa: E402
+from _did_sim import simulate_staggered
 
 SLOPE = 0.3
 
@@ -39,7 +39,9 @@ def test_robust_estimators_recover_truth(sim, estimator):
 
 def test_single_dummy_twfe_is_biased(sim):
     df, truth = sim
-    twfe = cv.fit_event_study(df, "research_use", estimator="twfe").aggregate("simple").tidy().iloc[0]
+    twfe = (
+        cv.fit_event_study(df, "research_use", estimator="twfe").aggregate("simple").tidy().iloc[0]
+    )
     cs = cv.fit_event_study(df, "research_use").aggregate("simple").tidy().iloc[0]
     # far from the truth (beyond 10 SEs) and less than half of it
     assert abs(twfe["estimate"] - truth) > 10 * twfe["std_error"]
@@ -56,7 +58,9 @@ def test_not_yet_treated_controls_and_anticipation_change_estimates(sim):
     sb = b.aggregate("simple").tidy().iloc[0]
     assert abs(sb["estimate"] - truth) < 3 * sb["std_error"]
     assert not np.allclose(a.tidy()["estimate"], b.tidy()["estimate"])
-    assert len(c.tidy()) != len(a.tidy()) or not np.allclose(a.tidy()["estimate"], c.tidy()["estimate"])
+    assert len(c.tidy()) != len(a.tidy()) or not np.allclose(
+        a.tidy()["estimate"], c.tidy()["estimate"]
+    )
     assert b.glance()["control"].iloc[0] == "not_yet_treated"
 
 
@@ -67,7 +71,9 @@ def test_push_versus_co_creation_comparison():
     assert set(agg.index) == {"push: ATT", "co_creation: ATT"}
     cmp_ = res.compare("co_creation", "push").tidy().set_index("term")
     diff = cmp_.loc["co_creation - push"]
-    assert diff["estimate"] == pytest.approx(agg.loc["co_creation: ATT", "estimate"] - agg.loc["push: ATT", "estimate"])
+    assert diff["estimate"] == pytest.approx(
+        agg.loc["co_creation: ATT", "estimate"] - agg.loc["push: ATT", "estimate"]
+    )
     truth = {}
     for m in ("push", "co_creation"):
         sub = df[(df["ta_model"] == m) & (df["wave"] >= df["first_treated"])]

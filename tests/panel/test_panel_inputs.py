@@ -16,7 +16,7 @@ from coevidence.exceptions import (
 )
 from coevidence.results.base import TIDY_COLUMNS
 
-KW = dict(unit="firm", time="year", regressors=["value", "capital"])
+KW = {"unit": "firm", "time": "year", "regressors": ["value", "capital"]}
 
 
 @pytest.fixture
@@ -84,10 +84,17 @@ def test_first_difference_skips_gaps(g):
 
 def test_formula_equals_regressors_and_categoricals_work(g):
     a = cv.fit_panel(g, "inv", **KW, estimator="pooled")
-    b = cv.fit_panel(g, formula="inv ~ value + capital", unit="firm", time="year", estimator="pooled")
+    b = cv.fit_panel(
+        g, formula="inv ~ value + capital", unit="firm", time="year", estimator="pooled"
+    )
     pd.testing.assert_series_equal(a.params, b.params)
-    c = cv.fit_panel(g.assign(big=np.where(g["firm"] <= 3, "yes", "no")), formula="value + C(big):capital",
-                     outcome="inv", unit="firm", time="year")
+    c = cv.fit_panel(
+        g.assign(big=np.where(g["firm"] <= 3, "yes", "no")),
+        formula="value + C(big):capital",
+        outcome="inv",
+        unit="firm",
+        time="year",
+    )
     assert len(c.params) == 3
     with pytest.raises(ValueError, match="exactly one"):
         cv.fit_panel(g, "inv", unit="firm", time="year")
@@ -113,8 +120,10 @@ def test_invalid_option_combinations(g):
 def test_small_sample_and_cov_options_change_output(g):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FewClustersWarning)
-        ses = {ss: cv.fit_panel(g, "inv", **KW, cov="clustered", small_sample=ss).std_errors["value"]
-               for ss in ("none", "plm_hc1", "plm_sss", "stata")}
+        ses = {
+            ss: cv.fit_panel(g, "inv", **KW, cov="clustered", small_sample=ss).std_errors["value"]
+            for ss in ("none", "plm_hc1", "plm_sss", "stata")
+        }
     assert len(set(np.round(list(ses.values()), 12))) == 4
     r0 = cv.fit_panel(g, "inv", **KW, cov="robust", small_sample="none").std_errors
     r1 = cv.fit_panel(g, "inv", **KW, cov="robust").std_errors
@@ -134,7 +143,9 @@ def test_few_clusters_warning_only_for_cr1_and_recorded(g):
 def test_wild_cluster_bootstrap(g):
     a = cv.fit_panel(g, "inv", **KW, cov="wild_bootstrap", seed=11, bootstrap_reps=399)
     b = cv.fit_panel(g, "inv", **KW, cov="wild_bootstrap", seed=11, bootstrap_reps=399)
-    c = cv.fit_panel(g, "inv", **KW, cov="wild_bootstrap", seed=11, bootstrap_reps=399, bootstrap_weights="webb")
+    c = cv.fit_panel(
+        g, "inv", **KW, cov="wild_bootstrap", seed=11, bootstrap_reps=399, bootstrap_weights="webb"
+    )
     pd.testing.assert_frame_equal(a.tidy(), b.tidy())
     assert not np.allclose(a.tidy()["p_value"], c.tidy()["p_value"])
     t = a.tidy()
@@ -148,8 +159,20 @@ def test_wild_cluster_bootstrap(g):
     # a coefficient that is truly zero: WCR p-values are roughly uniform, not tiny
     rng = np.random.default_rng(0)
     noise = g.assign(z=rng.normal(size=len(g)))
-    pz = cv.fit_panel(noise, "inv", unit="firm", time="year", regressors=["value", "z"],
-                      cov="wild_bootstrap", seed=2, bootstrap_reps=199).tidy().set_index("term")["p_value"]
+    pz = (
+        cv.fit_panel(
+            noise,
+            "inv",
+            unit="firm",
+            time="year",
+            regressors=["value", "z"],
+            cov="wild_bootstrap",
+            seed=2,
+            bootstrap_reps=199,
+        )
+        .tidy()
+        .set_index("term")["p_value"]
+    )
     assert pz["z"] > 0.05 and pz["value"] < 0.05
 
 
@@ -159,8 +182,12 @@ def test_result_interface(g):
     assert tuple(tid.columns) == TIDY_COLUMNS
     assert res.glance().shape[0] == 1
     s = res.summary()
-    for text in ("within (fixed effects)", "Covariance: cluster-robust CR2", "Small-sample convention",
-                 "Degrees of freedom for tests"):
+    for text in (
+        "within (fixed effects)",
+        "Covariance: cluster-robust CR2",
+        "Small-sample convention",
+        "Degrees of freedom for tests",
+    ):
         assert text in s
     assert "<table" in res._repr_html_()
     with pytest.raises(AttributeError, match="immutable"):

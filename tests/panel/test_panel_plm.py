@@ -9,22 +9,22 @@ import numpy as np
 import pytest
 
 import coevidence as cv
-import coevidence.exceptions  # noqa: F401  (cv.exceptions)
-from coevidence.exceptions import FewClustersWarning
+import coevidence.exceptions
 from coevidence.datasets.panel import load_grunfeld
+from coevidence.exceptions import FewClustersWarning
 
 FIX = Path(__file__).parents[1] / "fixtures" / "panel"
 PLM = {m["model_id"]: m for m in json.loads((FIX / "grunfeld_plm.json").read_text())["models"]}
 PLM_TESTS = json.loads((FIX / "grunfeld_plm.json").read_text())["tests"]
 CR2 = json.loads((FIX / "grunfeld_cr2.json").read_text())["models"]
-KW = dict(unit="firm", time="year", regressors=["value", "capital"])
+KW = {"unit": "firm", "time": "year", "regressors": ["value", "capital"]}
 SPECS = {
-    "grunfeld_pooling": dict(estimator="pooled"),
-    "grunfeld_within_individual": dict(estimator="within"),
-    "grunfeld_within_twoways": dict(estimator="within", effects="twoway"),
-    "grunfeld_random_swar": dict(estimator="random"),
-    "grunfeld_first_difference": dict(estimator="first_difference"),
-    "grunfeld_between": dict(estimator="between"),
+    "grunfeld_pooling": {"estimator": "pooled"},
+    "grunfeld_within_individual": {"estimator": "within"},
+    "grunfeld_within_twoways": {"estimator": "within", "effects": "twoway"},
+    "grunfeld_random_swar": {"estimator": "random"},
+    "grunfeld_first_difference": {"estimator": "first_difference"},
+    "grunfeld_between": {"estimator": "between"},
 }
 CONVENTIONS = {"HC0": "none", "HC1": "plm_hc1", "sss": "plm_sss", "stata_equivalent": "stata"}
 
@@ -71,22 +71,37 @@ CLUSTER_CASES = [
 def test_clustered_ses_match_plm_each_convention(grunfeld, model_id, conv):
     block = PLM[model_id]["clustered_by_group"][conv]
     with pytest.warns(cv.exceptions.FewClustersWarning, match="10 clusters"):
-        res = cv.fit_panel(grunfeld, "inv", **KW, **SPECS[model_id], cov="clustered", small_sample=CONVENTIONS[conv])
+        res = cv.fit_panel(
+            grunfeld,
+            "inv",
+            **KW,
+            **SPECS[model_id],
+            cov="clustered",
+            small_sample=CONVENTIONS[conv],
+        )
     ref = np.array(list(block["std_error"].values()))
     np.testing.assert_allclose(res.std_errors.to_numpy(), ref, rtol=1e-8, atol=1e-4)
     if "p_value_t_dfresid" in block:  # plm's coeftest uses t(residual df) for its own types
-        np.testing.assert_allclose(res.tidy()["p_value"], list(block["p_value_t_dfresid"].values()), rtol=1e-6)
+        np.testing.assert_allclose(
+            res.tidy()["p_value"], list(block["p_value_t_dfresid"].values()), rtol=1e-6
+        )
     assert res.glance()["n_clusters"].iloc[0] == 10
     assert res.diagnostics.few_clusters
 
 
-@pytest.mark.parametrize("model_id", ["grunfeld_within_individual", "grunfeld_within_twoways", "grunfeld_pooling"])
+@pytest.mark.parametrize(
+    "model_id", ["grunfeld_within_individual", "grunfeld_within_twoways", "grunfeld_pooling"]
+)
 def test_fixest_crv1_equals_stata_here(grunfeld, model_id):
     # fixest counts one intercept for FE nested in the clusters, like Stata's xtreg; pyfixest
     # 0.60 feols(..., vcov={"CRV1": "firm"}) gives exactly the stata_equivalent numbers here.
-    ref = np.array(list(PLM[model_id]["clustered_by_group"]["stata_equivalent"]["std_error"].values()))
+    ref = np.array(
+        list(PLM[model_id]["clustered_by_group"]["stata_equivalent"]["std_error"].values())
+    )
     with pytest.warns(cv.exceptions.FewClustersWarning):
-        res = cv.fit_panel(grunfeld, "inv", **KW, **SPECS[model_id], cov="clustered", small_sample="fixest_crv1")
+        res = cv.fit_panel(
+            grunfeld, "inv", **KW, **SPECS[model_id], cov="clustered", small_sample="fixest_crv1"
+        )
     np.testing.assert_allclose(res.std_errors.to_numpy(), ref, rtol=1e-8)
     assert (res.df == 9).all()
 
@@ -94,19 +109,30 @@ def test_fixest_crv1_equals_stata_here(grunfeld, model_id):
 def test_fixest_crv1_time_effects_value_from_pyfixest(grunfeld):
     # pyfixest 0.60: feols("inv ~ value + capital | year", vcov={"CRV1": "firm"}).se()
     with pytest.warns(cv.exceptions.FewClustersWarning):
-        res = cv.fit_panel(grunfeld, "inv", **KW, effects="time", cov="clustered", small_sample="fixest_crv1")
+        res = cv.fit_panel(
+            grunfeld, "inv", **KW, effects="time", cov="clustered", small_sample="fixest_crv1"
+        )
     np.testing.assert_allclose(res.std_errors.to_numpy(), [0.01803855, 0.10393422], atol=5e-9)
 
 
 @pytest.mark.parametrize(("small_sample", "key"), [("none", "white_HC0"), ("stata", "white_HC1")])
 def test_between_robust_matches_sandwich(grunfeld, small_sample, key):
     ref = np.array(list(PLM["grunfeld_between"][key]["std_error"].values()))
-    res = cv.fit_panel(grunfeld, "inv", **KW, estimator="between", cov="robust", small_sample=small_sample)
+    res = cv.fit_panel(
+        grunfeld, "inv", **KW, estimator="between", cov="robust", small_sample=small_sample
+    )
     np.testing.assert_allclose(res.std_errors.to_numpy(), ref, rtol=1e-8)
 
 
-@pytest.mark.parametrize(("name", "spec"), [("pooling", SPECS["grunfeld_pooling"]), ("within", {}),
-                                            ("twoways", dict(effects="twoway")), ("random", dict(estimator="random"))])
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [
+        ("pooling", SPECS["grunfeld_pooling"]),
+        ("within", {}),
+        ("twoways", {"effects": "twoway"}),
+        ("random", {"estimator": "random"}),
+    ],
+)
 def test_cr2_and_satterthwaite_df_match_clubsandwich(grunfeld, name, spec):
     ref = CR2[name]
     res = cv.fit_panel(grunfeld, "inv", **KW, **spec, cov="cr2")
@@ -125,7 +151,9 @@ def test_specification_tests_match_plm(grunfeld):
     assert h.statistic == pytest.approx(ref["statistic"], rel=1e-7)
     assert h.df == ref["df"] and h.p_value == pytest.approx(ref["p_value"], rel=1e-6)
     f = fe.diagnostics.tests["F_pooled"]
-    assert f["statistic"] == pytest.approx(PLM_TESTS["F_test_individual_effects"]["statistic"], rel=1e-8)
+    assert f["statistic"] == pytest.approx(
+        PLM_TESTS["F_test_individual_effects"]["statistic"], rel=1e-8
+    )
     assert f["df"] == (9, 188)
     bp = re_.diagnostics.tests["breusch_pagan"]
     assert bp["statistic"] == pytest.approx(PLM_TESTS["breusch_pagan_lm"]["statistic"], rel=1e-8)

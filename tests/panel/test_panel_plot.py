@@ -6,14 +6,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-import coevidence as cv  # noqa: E402
+import coevidence as cv
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _did_sim import simulate_staggered  # noqa: E402
+from _did_sim import simulate_staggered
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,9 @@ def test_plot_points_and_labels(fit):
 def test_plot_levels_uniform_and_errors(fit):
     ax = cv.plot_event_study(fit, uniform=True)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any(t.startswith("push:") for t in labels) and any(t.startswith("co_creation:") for t in labels)
+    assert any(t.startswith("push:") for t in labels) and any(
+        t.startswith("co_creation:") for t in labels
+    )
     assert any("uniform band" in t for t in labels)
     plt.close("all")
     with pytest.raises(ValueError, match="event-time"):

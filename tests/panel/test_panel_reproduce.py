@@ -14,4 +14,6 @@ def test_replication_passes(name):
     assert len(out) >= 10
     failed = out[~out["passed"]]
     assert failed.empty, failed[["quantity", "published", "reproduced", "tolerance"]].to_string()
-    assert (out["tolerance"] <= 0.005 + 1e-9).all()  # never looser than half a unit in the 2nd decimal
+    assert (
+        out["tolerance"] <= 0.005 + 1e-9
+    ).all()  # never looser than half a unit in the 2nd decimal

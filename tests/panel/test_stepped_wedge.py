@@ -13,7 +13,7 @@ from coevidence.results.base import TIDY_COLUMNS
 
 FIX = Path(__file__).parents[1] / "fixtures" / "panel"
 REF = json.loads((FIX / "sw_reference.json").read_text())
-KW = dict(unit="cluster", period="period", first_treated="start")
+KW = {"unit": "cluster", "period": "period", "first_treated": "start"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,9 @@ def test_fixed_cluster_effects_cr2_match_clubsandwich(sw):
     np.testing.assert_allclose(eti.loc[rows, "df"], r["df"], rtol=1e-8)
     assert eti.loc["TATE", "estimate"] == pytest.approx(r["tate"], rel=1e-9)
     assert eti.loc["TATE", "std_error"] == pytest.approx(r["tate_se"], rel=1e-8)
-    assert eti.loc["TATE", "df"] == pytest.approx(r["tate_df_htz"], rel=1e-7)  # HTZ df for one constraint
+    assert eti.loc["TATE", "df"] == pytest.approx(
+        r["tate_df_htz"], rel=1e-7
+    )  # HTZ df for one constraint
     assert eti.loc["LTE", "estimate"] == eti.loc["exposure_4", "estimate"]
 
 
@@ -69,7 +71,9 @@ def test_treated_indicator_equals_first_treated(sw):
     pd.testing.assert_frame_equal(a, b)
     bad = d.copy()
     bad.loc[(bad["cluster"] == 2) & (bad["period"] == 3), "on"] = 0  # switches back
-    with pytest.raises(StudyValidationError, match="once a cluster is treated it stays treated") as err:
+    with pytest.raises(
+        StudyValidationError, match="once a cluster is treated it stays treated"
+    ) as err:
         cv.fit_stepped_wedge(bad, "y", unit="cluster", period="period", treated="on")
     assert len(err.value.failures) == 5
 
@@ -86,7 +90,9 @@ def test_immediate_effect_misleads_when_effects_build_up():
             rows.append((c, t, start, rng.normal(0, 0.5) + 0.5 * s + rng.normal(0, 0.3)))
     d = pd.DataFrame(rows, columns=["org_id", "wave", "start", "y"])
     eti = cv.fit_stepped_wedge(d, "y", first_treated="start")
-    imm = _tab(cv.fit_stepped_wedge(d, "y", first_treated="start", model="immediate")).loc["treatment"]
+    imm = _tab(cv.fit_stepped_wedge(d, "y", first_treated="start", model="immediate")).loc[
+        "treatment"
+    ]
     t = _tab(eti)
     true_tate = 0.5 * np.mean(np.arange(1, 6))
     assert abs(t.loc["TATE", "estimate"] - true_tate) < 3 * t.loc["TATE", "std_error"]
@@ -102,7 +108,11 @@ def test_options_and_interface(sw):
     assert not np.allclose(un.tidy()["std_error"], res.tidy()["std_error"])
     assert tuple(res.tidy().columns) == TIDY_COLUMNS and res.glance().shape[0] == 1
     s = res.summary()
-    assert "exposure-time indicators" in s and "Covariance: cluster-robust CR1" in s and "Degrees of freedom" in s
+    assert (
+        "exposure-time indicators" in s
+        and "Covariance: cluster-robust CR1" in s
+        and "Degrees of freedom" in s
+    )
     with pytest.raises(ValueError, match="exactly one"):
         cv.fit_stepped_wedge(sw, "y", unit="cluster", period="period")
     pooled = cv.fit_stepped_wedge(sw, "y", **KW, max_exposure=2)

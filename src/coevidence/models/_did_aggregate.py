@@ -15,7 +15,7 @@ from scipy import stats
 
 from coevidence.models._did_cs import Cells
 
-__all__ = ["Aggregate", "aggregate", "multiplier_bootstrap", "pretrend_wald", "cohort_shares"]
+__all__ = ["Aggregate", "aggregate", "cohort_shares", "multiplier_bootstrap", "pretrend_wald"]
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,22 @@ class Aggregate:
 def cohort_shares(unit_group: np.ndarray, unit_level: np.ndarray, cells: Cells) -> np.ndarray:
     """``P(G = g, level = l)`` for each cell, over all units (treated and never treated)."""
     return np.array(
-        [np.mean((unit_group == g) & (unit_level == lev)) for g, lev in zip(cells.group, cells.level, strict=True)]
+        [
+            np.mean((unit_group == g) & (unit_level == lev))
+            for g, lev in zip(cells.group, cells.level, strict=True)
+        ]
     )
 
 
-def _wif(keep: np.ndarray, pg: np.ndarray, cells: Cells, unit_group: np.ndarray, unit_level: np.ndarray) -> np.ndarray:
+def _wif(
+    keep: np.ndarray, pg: np.ndarray, cells: Cells, unit_group: np.ndarray, unit_level: np.ndarray
+) -> np.ndarray:
     """Influence of estimating the weights ``pg[keep] / sum(pg[keep])`` (did's ``wif``)."""
     ind = np.column_stack(
-        [((unit_group == cells.group[k]) & (unit_level == cells.level[k])).astype(float) - pg[k] for k in keep]
+        [
+            ((unit_group == cells.group[k]) & (unit_level == cells.level[k])).astype(float) - pg[k]
+            for k in keep
+        ]
     )
     s = pg[keep].sum()
     if1 = ind / s
@@ -48,7 +56,9 @@ def _wif(keep: np.ndarray, pg: np.ndarray, cells: Cells, unit_group: np.ndarray,
     return if1 - if2
 
 
-def _combine(cells: Cells, keep: np.ndarray, w: np.ndarray, wif: np.ndarray | None) -> tuple[float, np.ndarray]:
+def _combine(
+    cells: Cells, keep: np.ndarray, w: np.ndarray, wif: np.ndarray | None
+) -> tuple[float, np.ndarray]:
     est = float(np.sum(cells.estimate[keep] * w))
     inf = cells.inf[:, keep] @ w
     if wif is not None:
@@ -76,7 +86,9 @@ def aggregate(
         keep = np.flatnonzero(on & post & (e_all <= max_e))
         w = pg[keep] / pg[keep].sum()
         est, inf = _combine(cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level))
-        return Aggregate("simple", np.array(["ATT"], dtype=object), np.array([est]), inf[:, None], est, inf)
+        return Aggregate(
+            "simple", np.array(["ATT"], dtype=object), np.array([est]), inf[:, None], est, inf
+        )
     if kind == "group":
         groups = np.unique(cells.group[on])
         ests, infs, gshare = [], [], []
@@ -89,7 +101,12 @@ def aggregate(
         ests_a, infs_a = np.array(ests), np.column_stack(infs)
         gs = np.array(gshare)
         w = gs / gs.sum()
-        ind = np.column_stack([((unit_group == g) & (unit_level == level)).astype(float) - s for g, s in zip(groups, gs, strict=True)])
+        ind = np.column_stack(
+            [
+                ((unit_group == g) & (unit_level == level)).astype(float) - s
+                for g, s in zip(groups, gs, strict=True)
+            ]
+        )
         wif = ind / gs.sum() - ind.sum(axis=1, keepdims=True) * (gs / gs.sum() ** 2)[None, :]
         overall = float(ests_a @ w)
         overall_inf = infs_a @ w + wif @ ests_a
@@ -123,7 +140,9 @@ def aggregate(
             est, inf = _combine(cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level))
             ests.append(est), infs.append(inf)
         ests_a, infs_a = np.array(ests), np.column_stack(infs)
-        return Aggregate("calendar", tlist, ests_a, infs_a, float(ests_a.mean()), infs_a.mean(axis=1))
+        return Aggregate(
+            "calendar", tlist, ests_a, infs_a, float(ests_a.mean()), infs_a.mean(axis=1)
+        )
     raise ValueError(f"aggregation must be 'simple', 'event', 'group' or 'calendar', got {kind!r}")
 
 

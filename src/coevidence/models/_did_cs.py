@@ -59,13 +59,17 @@ def _logit(X: np.ndarray, d: np.ndarray, iters: int = 100) -> tuple[np.ndarray, 
         if np.max(np.abs(step)) < 1e-12:
             break
     else:  # pragma: no cover - separation is reported below
-        raise ModelSpecificationError("propensity-score logit did not converge (perfect prediction?)")
+        raise ModelSpecificationError(
+            "propensity-score logit did not converge (perfect prediction?)"
+        )
     p = 1 / (1 + np.exp(-(X @ beta)))
     H = (X * (p * (1 - p))[:, None]).T @ X
     return p, np.linalg.inv(H / len(d))
 
 
-def _cell_if(dy: np.ndarray, D: np.ndarray, X: np.ndarray | None, method: str) -> tuple[float, np.ndarray]:
+def _cell_if(
+    dy: np.ndarray, D: np.ndarray, X: np.ndarray | None, method: str
+) -> tuple[float, np.ndarray]:
     """ATT and its influence function (length n_sub) for one 2x2 comparison."""
     n = len(dy)
     if X is None or method == "unconditional":
@@ -98,7 +102,9 @@ def _cell_if(dy: np.ndarray, D: np.ndarray, X: np.ndarray | None, method: str) -
         eta_t = np.mean(w_t * resid) / w_t.mean()
         eta_c = np.mean(w_c * resid) / w_c.mean()
         lin_ps = ((D - ps)[:, None] * X) @ hess
-        inf_t = (w_t * resid - w_t * eta_t - lin_ols @ np.mean(w_t[:, None] * X, axis=0)) / w_t.mean()
+        inf_t = (
+            w_t * resid - w_t * eta_t - lin_ols @ np.mean(w_t[:, None] * X, axis=0)
+        ) / w_t.mean()
         m2 = np.mean((w_c * (resid - eta_c))[:, None] * X, axis=0)
         m3 = np.mean(w_c[:, None] * X, axis=0)
         inf_c = (w_c * resid - w_c * eta_c + lin_ps @ m2 - lin_ols @ m3) / w_c.mean()
@@ -130,8 +136,12 @@ def cs_cells(
     """
     n, T = Y.shape
     cohorts = np.unique(G[np.isfinite(G)])
-    cohorts = cohorts[cohorts > periods[0] + anticipation]  # treated in the first period: dropped by caller
-    out: dict[str, list] = {k: [] for k in ("level", "group", "time", "est", "inf", "n1", "n0", "ref")}
+    cohorts = cohorts[
+        cohorts > periods[0] + anticipation
+    ]  # treated in the first period: dropped by caller
+    out: dict[str, list] = {
+        k: [] for k in ("level", "group", "time", "est", "inf", "n1", "n0", "ref")
+    }
     ulevels = list(dict.fromkeys(levels.tolist()))
     for lev in ulevels:
         for g in cohorts:
@@ -150,7 +160,11 @@ def cs_cells(
                 if base_period == "universal" and ti == b:
                     out["level"].append(lev), out["group"].append(g), out["time"].append(t)
                     out["est"].append(0.0), out["inf"].append(np.zeros(n))
-                    out["n1"].append(int(treated.sum())), out["n0"].append(0), out["ref"].append(True)
+                    (
+                        out["n1"].append(int(treated.sum())),
+                        out["n0"].append(0),
+                        out["ref"].append(True),
+                    )
                     continue
                 if control == "never_treated":
                     ctrl = ~np.isfinite(G)
@@ -170,9 +184,15 @@ def cs_cells(
                 inf[sub] = inf_sub * (n / sub.sum())
                 out["level"].append(lev), out["group"].append(g), out["time"].append(t)
                 out["est"].append(att), out["inf"].append(inf)
-                out["n1"].append(int(treated.sum())), out["n0"].append(int(ctrl.sum())), out["ref"].append(False)
+                (
+                    out["n1"].append(int(treated.sum())),
+                    out["n0"].append(int(ctrl.sum())),
+                    out["ref"].append(False),
+                )
     if not out["est"]:
-        raise ModelSpecificationError("no treated cohort has a pre-treatment period to compare against")
+        raise ModelSpecificationError(
+            "no treated cohort has a pre-treatment period to compare against"
+        )
     return Cells(
         level=np.array(out["level"], dtype=object),
         group=np.array(out["group"], dtype=float),

@@ -24,7 +24,7 @@ from scipy.sparse.linalg import splu
 from coevidence.exceptions import ModelSpecificationError
 from coevidence.models._did_cs import Cells
 
-__all__ = ["LongPanel", "sun_abraham_cells", "two_stage_cells", "twfe_fit"]
+__all__ = ["LongPanel", "sun_abraham_cells", "twfe_fit", "two_stage_cells"]
 
 
 class LongPanel:
@@ -46,6 +46,7 @@ class LongPanel:
 
 def _twoway_resid(A: np.ndarray, u: np.ndarray, t: np.ndarray, nu: int, T: int) -> np.ndarray:
     """Residualise columns of A on unit and period dummies (exact, unbalanced allowed)."""
+
     def demean(a, codes, n):
         s = np.zeros((n, a.shape[1]))
         np.add.at(s, codes, a)
@@ -59,7 +60,9 @@ def _twoway_resid(A: np.ndarray, u: np.ndarray, t: np.ndarray, nu: int, T: int) 
     return Au - Td @ np.linalg.lstsq(Td, Au, rcond=None)[0]
 
 
-def _ols_if(Xr: np.ndarray, yr: np.ndarray, u: np.ndarray, nu: int) -> tuple[np.ndarray, np.ndarray]:
+def _ols_if(
+    Xr: np.ndarray, yr: np.ndarray, u: np.ndarray, nu: int
+) -> tuple[np.ndarray, np.ndarray]:
     """OLS on residualised data; per-unit influence functions (n_units x k) for CR0 by unit."""
     XtX_inv = np.linalg.pinv(Xr.T @ Xr)
     beta = XtX_inv @ Xr.T @ yr
@@ -79,10 +82,14 @@ def sun_abraham_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]
         last = cohorts.max()
         treated_cohorts = cohorts[cohorts < last]
         keep = p.time < last - anticipation
-        notes.append(f"no never-treated units: the last-treated cohort ({last:g}) is the control group, "
-                     f"and periods from {last - anticipation:g} on are dropped")
+        notes.append(
+            f"no never-treated units: the last-treated cohort ({last:g}) is the control group, "
+            f"and periods from {last - anticipation:g} on are dropped"
+        )
         if len(treated_cohorts) == 0:
-            raise ModelSpecificationError("Sun-Abraham needs never-treated units or at least two cohorts")
+            raise ModelSpecificationError(
+                "Sun-Abraham needs never-treated units or at least two cohorts"
+            )
     ref_e = -1 - anticipation
     rel = p.time - G
     L = p.level_unit[p.u]
@@ -110,7 +117,12 @@ def sun_abraham_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]
         time=np.array([t_ for _, _, t_ in labels]),
         estimate=beta[:k],
         inf=inf[:, :k],
-        n_treated=np.array([int(np.sum((p.G_unit == g) & (p.level_unit == lv))) for lv, g in zip(levs, grp, strict=True)]),
+        n_treated=np.array(
+            [
+                int(np.sum((p.G_unit == g) & (p.level_unit == lv)))
+                for lv, g in zip(levs, grp, strict=True)
+            ]
+        ),
         n_control=np.full(k, int(np.sum(~np.isfinite(p.G_unit)))),
         reference=np.zeros(k, dtype=bool),
     )
@@ -120,8 +132,12 @@ def sun_abraham_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]
 def _add_reference(cells: Cells, cohorts: np.ndarray, ref_e: float, p: LongPanel) -> Cells:
     n = p.n_units
     L = p.level_unit[p.u]
-    pairs = [(lv, g) for g in cohorts for lv in dict.fromkeys(p.level_unit[p.G_unit == g].tolist())
-             if np.any((p.G == g) & (L == lv) & (p.time == g + ref_e))]
+    pairs = [
+        (lv, g)
+        for g in cohorts
+        for lv in dict.fromkeys(p.level_unit[p.G_unit == g].tolist())
+        if np.any((p.G == g) & (L == lv) & (p.time == g + ref_e))
+    ]
     if not pairs:
         return cells
     m = len(pairs)
@@ -132,7 +148,12 @@ def _add_reference(cells: Cells, cohorts: np.ndarray, ref_e: float, p: LongPanel
         time=np.concatenate([cells.time, ref_g + ref_e]),
         estimate=np.concatenate([cells.estimate, np.zeros(m)]),
         inf=np.hstack([cells.inf, np.zeros((n, m))]),
-        n_treated=np.concatenate([cells.n_treated, [int(np.sum((p.G_unit == g) & (p.level_unit == lv))) for lv, g in pairs]]),
+        n_treated=np.concatenate(
+            [
+                cells.n_treated,
+                [int(np.sum((p.G_unit == g) & (p.level_unit == lv))) for lv, g in pairs],
+            ]
+        ),
         n_control=np.concatenate([cells.n_control, np.zeros(m, dtype=int)]),
         reference=np.concatenate([cells.reference, np.ones(m, dtype=bool)]),
     )
@@ -161,7 +182,9 @@ def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
     tmap = -np.ones(p.T, dtype=int)
     tmap[tcols] = np.arange(len(tcols))
     has_t = tmap[p.t] >= 0
-    Tm = sp.csr_matrix((np.ones(has_t.sum()), (rows[has_t], tmap[p.t][has_t])), shape=(n, len(tcols)))
+    Tm = sp.csr_matrix(
+        (np.ones(has_t.sum()), (rows[has_t], tmap[p.t][has_t])), shape=(n, len(tcols))
+    )
     blocks = [U, Tm]
     if p.X is not None:
         blocks.append(sp.csr_matrix(p.X))
@@ -175,16 +198,25 @@ def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
     e1 = w0 * ytil
     # unobserved periods among untreated rows cannot be predicted
     if (~tseen[p.t] & ~untreated).any():
-        raise ModelSpecificationError("a period has no untreated observations; its effect is not identified")
+        raise ModelSpecificationError(
+            "a period has no untreated observations; its effect is not identified"
+        )
     # second stage: cells (g, t) for treated units at every period (leads and lags)
     G, time = p.G, p.time
     L = p.level_unit[p.u]
     trows = np.isfinite(G)
-    keys = list(dict.fromkeys(zip(L[trows].tolist(), G[trows].tolist(), time[trows].tolist(), strict=True)))
+    keys = list(
+        dict.fromkeys(zip(L[trows].tolist(), G[trows].tolist(), time[trows].tolist(), strict=True))
+    )
     keys.sort(key=lambda x: (str(x[0]), x[1], x[2]))
     k = len(keys)
     index = {key: j for j, key in enumerate(keys)}
-    col = np.array([index[key] for key in zip(L[trows].tolist(), G[trows].tolist(), time[trows].tolist(), strict=True)])
+    col = np.array(
+        [
+            index[key]
+            for key in zip(L[trows].tolist(), G[trows].tolist(), time[trows].tolist(), strict=True)
+        ]
+    )
     X2 = sp.csr_matrix((np.ones(trows.sum()), (rows[trows], col)), shape=(n, k))
     counts = np.asarray(X2.sum(axis=0)).ravel()
     beta = np.asarray(X2.T @ ytil).ravel() / counts
@@ -205,7 +237,12 @@ def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
         time=np.array([t for _, _, t in keys]),
         estimate=beta,
         inf=inf,
-        n_treated=np.array([int(np.sum((p.G_unit == g) & (p.level_unit == lv))) for lv, g in zip(levs, grp, strict=True)]),
+        n_treated=np.array(
+            [
+                int(np.sum((p.G_unit == g) & (p.level_unit == lv)))
+                for lv, g in zip(levs, grp, strict=True)
+            ]
+        ),
         n_control=np.full(k, int(np.sum(~np.isfinite(p.G_unit)))),
         reference=np.zeros(k, dtype=bool),
     )

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cluster_meat", "cr2", "cr2_gls", "wild_cluster_bootstrap", "SMALL_SAMPLE", "WILD_WEIGHTS"]
+__all__ = [
+    "SMALL_SAMPLE",
+    "WILD_WEIGHTS",
+    "cluster_meat",
+    "cr2",
+    "cr2_gls",
+    "wild_cluster_bootstrap",
+]
 
 #: Named small-sample conventions for cluster-robust covariances.
 SMALL_SAMPLE = ("stata", "plm_sss", "fixest_crv1", "plm_hc1", "none")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from coevidence.exceptions import MissingDataWarning, StudyValidationError
 
-__all__ = ["check_columns", "check_identifiers", "drop_missing", "TABLE"]
+__all__ = ["TABLE", "check_columns", "check_identifiers", "drop_missing"]
 
 #: Table name used in error messages.
 TABLE = "panel"
@@ -25,7 +25,9 @@ def _failure(row: object, column: object, value: object, rule: str) -> dict[str,
     return {"table": TABLE, "row": row, "column": column, "value": value, "rule": rule}
 
 
-def check_columns(panel: pd.DataFrame, columns: Sequence[str | None], numeric: Sequence[str] = ()) -> None:
+def check_columns(
+    panel: pd.DataFrame, columns: Sequence[str | None], numeric: Sequence[str] = ()
+) -> None:
     """Raise if a named column is absent, or a column in ``numeric`` is not numeric/boolean."""
     if not isinstance(panel, pd.DataFrame):
         raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
@@ -73,7 +75,9 @@ def check_identifiers(panel: pd.DataFrame, unit: str, time: str) -> None:
         raise StudyValidationError(pd.DataFrame(failures), what="the panel's identifiers")
 
 
-def drop_missing(panel: pd.DataFrame, columns: Sequence[str], what: str) -> tuple[pd.DataFrame, int]:
+def drop_missing(
+    panel: pd.DataFrame, columns: Sequence[str], what: str
+) -> tuple[pd.DataFrame, int]:
     """Return ``panel`` without rows missing any of ``columns`` and the number dropped.
 
     Warns with :class:`~coevidence.exceptions.MissingDataWarning` (giving the count and the

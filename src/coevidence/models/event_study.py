@@ -18,7 +18,12 @@ from scipy import stats
 from coevidence.exceptions import MissingDataWarning, ModelSpecificationError, StudyValidationError
 from coevidence.models import _did_aggregate as agg
 from coevidence.models._did_cs import Cells, cs_cells
-from coevidence.models._did_regression import LongPanel, sun_abraham_cells, twfe_fit, two_stage_cells
+from coevidence.models._did_regression import (
+    LongPanel,
+    sun_abraham_cells,
+    twfe_fit,
+    two_stage_cells,
+)
 from coevidence.models._panel_data import TABLE, check_columns, check_identifiers, drop_missing
 from coevidence.results.event_study import EffectTable, EventStudyDiagnostics, EventStudyResult
 
@@ -35,8 +40,13 @@ def _unit_constant(panel: pd.DataFrame, unit: str, col: str) -> None:
     if len(bad):
         pos = np.flatnonzero(panel[unit].isin(bad).to_numpy())
         fails = [
-            {"table": TABLE, "row": int(r), "column": col, "value": panel[col].iloc[r],
-             "rule": f"{col!r} must be constant within {unit!r} (unit {panel[unit].iloc[r]!r} has several values)"}
+            {
+                "table": TABLE,
+                "row": int(r),
+                "column": col,
+                "value": panel[col].iloc[r],
+                "rule": f"{col!r} must be constant within {unit!r} (unit {panel[unit].iloc[r]!r} has several values)",
+            }
             for r in pos
         ]
         raise StudyValidationError(pd.DataFrame(fails), what=f"the panel's {col!r} column")
@@ -62,7 +72,12 @@ class _Engine:
             return agg.se_from_inf(inf), None
         rng = np.random.default_rng(self.boot["seed"])
         return agg.multiplier_bootstrap(
-            inf, self.boot["reps"], rng, self.boot["weights"], self.boot["cluster"], self.boot["conf_level"]
+            inf,
+            self.boot["reps"],
+            rng,
+            self.boot["weights"],
+            self.boot["cluster"],
+            self.boot["conf_level"],
         )
 
     def _prefix(self, level: object) -> str:
@@ -71,7 +86,9 @@ class _Engine:
     # -- group-time ----------------------------------------------------------------------------
     def gt_frame(self) -> pd.DataFrame:
         if self.cells is None:
-            raise ModelSpecificationError("estimator='twfe' has no group-time effects; see tidy() for event times")
+            raise ModelSpecificationError(
+                "estimator='twfe' has no group-time effects; see tidy() for event times"
+            )
         c = self.cells
         se, _ = self.se(c.inf)
         se = np.where(c.reference, np.nan, se)
@@ -105,30 +122,64 @@ class _Engine:
         c = self.cells
         keep = ~c.reference
         se, crit = self.se(c.inf[:, keep])
-        terms = [f"{self._prefix(lv)}ATT(g={g:g}, t={t:g})" for lv, g, t in zip(c.level[keep], c.group[keep], c.time[keep], strict=True)]
-        extra = pd.DataFrame({"level": c.level[keep], "group": c.group[keep], "time": c.time[keep],
-                              "event_time": (c.time - c.group)[keep]})
-        return EffectTable(title="Group-time average treatment effects", terms=terms, estimate=c.estimate[keep],
-                           std_error=se, info=self.info, extra=extra, crit_uniform=crit)
+        terms = [
+            f"{self._prefix(lv)}ATT(g={g:g}, t={t:g})"
+            for lv, g, t in zip(c.level[keep], c.group[keep], c.time[keep], strict=True)
+        ]
+        extra = pd.DataFrame(
+            {
+                "level": c.level[keep],
+                "group": c.group[keep],
+                "time": c.time[keep],
+                "event_time": (c.time - c.group)[keep],
+            }
+        )
+        return EffectTable(
+            title="Group-time average treatment effects",
+            terms=terms,
+            estimate=c.estimate[keep],
+            std_error=se,
+            info=self.info,
+            extra=extra,
+            crit_uniform=crit,
+        )
 
     # -- aggregation ---------------------------------------------------------------------------
     def _agg_one(self, kind, level, **kw) -> agg.Aggregate:
         if self.cells is None:
             t = self.twfe
             if kind == "simple":
-                return agg.Aggregate("simple", np.array(["ATT"], dtype=object), np.array([t["static"]]),
-                                     t["static_inf"][:, None], t["static"], t["static_inf"])
+                return agg.Aggregate(
+                    "simple",
+                    np.array(["ATT"], dtype=object),
+                    np.array([t["static"]]),
+                    t["static_inf"][:, None],
+                    t["static"],
+                    t["static_inf"],
+                )
             if kind == "event":
                 es = t["event_times"]
                 pos = es >= 0
-                return agg.Aggregate("event", es, t["event"], t["event_inf"], float(t["event"][pos].mean()),
-                                     t["event_inf"][:, pos].mean(axis=1))
-            raise ModelSpecificationError(f"estimator='twfe' supports aggregate('simple') and ('event'), not {kind!r}")
+                return agg.Aggregate(
+                    "event",
+                    es,
+                    t["event"],
+                    t["event_inf"],
+                    float(t["event"][pos].mean()),
+                    t["event_inf"][:, pos].mean(axis=1),
+                )
+            raise ModelSpecificationError(
+                f"estimator='twfe' supports aggregate('simple') and ('event'), not {kind!r}"
+            )
         return agg.aggregate(self.cells, kind, self.unit_group, self.unit_level, level, **kw)
 
-    def aggregate(self, kind, *, level=None, balance_e=None, min_e=-np.inf, max_e=np.inf) -> EffectTable:
+    def aggregate(
+        self, kind, *, level=None, balance_e=None, min_e=-np.inf, max_e=np.inf
+    ) -> EffectTable:
         if kind not in ("simple", "event", "group", "calendar"):
-            raise ValueError(f"aggregation must be 'simple', 'event', 'group' or 'calendar', got {kind!r}")
+            raise ValueError(
+                f"aggregation must be 'simple', 'event', 'group' or 'calendar', got {kind!r}"
+            )
         levels = self.levels if level is None else [level]
         for lv in levels:
             if lv not in self.levels:
@@ -142,7 +193,13 @@ class _Engine:
                 terms.append(pre + (fmt.format(lab) if kind != "simple" else "ATT"))
                 ests.append(est)
                 infs.append(a.inf[:, j])
-                extra.append({"level": lv, "label": lab if kind != "simple" else np.nan, "overall": kind == "simple"})
+                extra.append(
+                    {
+                        "level": lv,
+                        "label": lab if kind != "simple" else np.nan,
+                        "overall": kind == "simple",
+                    }
+                )
             if kind != "simple" and a.overall_inf is not None:
                 terms.append(pre + "overall")
                 ests.append(a.overall)
@@ -152,9 +209,25 @@ class _Engine:
         ex = pd.DataFrame(extra)
         if self.by is None:
             ex = ex.drop(columns="level")
-        ex = ex.rename(columns={"label": {"event": "event_time", "group": "group", "calendar": "time", "simple": "label"}[kind]})
-        return EffectTable(title=f"Aggregated effects ({kind})", terms=terms, estimate=np.array(ests),
-                           std_error=se, info={**self.info, "aggregation": kind}, extra=ex, crit_uniform=crit)
+        ex = ex.rename(
+            columns={
+                "label": {
+                    "event": "event_time",
+                    "group": "group",
+                    "calendar": "time",
+                    "simple": "label",
+                }[kind]
+            }
+        )
+        return EffectTable(
+            title=f"Aggregated effects ({kind})",
+            terms=terms,
+            estimate=np.array(ests),
+            std_error=se,
+            info={**self.info, "aggregation": kind},
+            extra=ex,
+            crit_uniform=crit,
+        )
 
     def compare(self, a, b, kind) -> EffectTable:
         if self.by is None:
@@ -244,13 +317,16 @@ def fit_event_study(
     >>> from coevidence.datasets.panel import load_mpdta
     >>> es = cv.fit_event_study(load_mpdta(), "lemp", unit="countyreal", time="year",
     ...                         first_treated="first.treat")
-    >>> round(es.tidy()["estimate"].iloc[0], 4)
+    >>> round(float(es.tidy()["estimate"].iloc[0]), 4)
     -0.0105
     """
-    for name, val, allowed in (("estimator", estimator, ESTIMATORS), ("control", control, CONTROLS),
-                               ("est_method", est_method, ("dr", "reg")),
-                               ("base_period", base_period, ("varying", "universal")),
-                               ("bootstrap_weights", bootstrap_weights, ("mammen", "rademacher"))):
+    for name, val, allowed in (
+        ("estimator", estimator, ESTIMATORS),
+        ("control", control, CONTROLS),
+        ("est_method", est_method, ("dr", "reg")),
+        ("base_period", base_period, ("varying", "universal")),
+        ("bootstrap_weights", bootstrap_weights, ("mammen", "rademacher")),
+    ):
         if val not in allowed:
             raise ValueError(f"{name} must be one of {list(allowed)}, got {val!r}")
     if not isinstance(anticipation, (int, np.integer)) or anticipation < 0:
@@ -260,8 +336,11 @@ def fit_event_study(
     if cluster is not None and bootstrap is None:
         raise ValueError("cluster= applies to the multiplier bootstrap; give bootstrap=<draws> too")
     covs = list(covariates or [])
-    check_columns(panel, [outcome, unit, time, first_treated, by, cluster, *covs],
-                  numeric=[outcome, time, first_treated, *covs])
+    check_columns(
+        panel,
+        [outcome, unit, time, first_treated, by, cluster, *covs],
+        numeric=[outcome, time, first_treated, *covs],
+    )
     check_identifiers(panel, unit, time)
     for col in (first_treated, by, cluster):
         if col is not None:
@@ -274,9 +353,17 @@ def fit_event_study(
     zero_never = periods.min() > 0
     if not zero_never and np.any(ft == 0):
         raise StudyValidationError(
-            pd.DataFrame([{"table": TABLE, "row": int(np.flatnonzero(panel[first_treated].to_numpy() == 0)[0]),
-                           "column": first_treated, "value": 0,
-                           "rule": "0 is a period of the panel, so it cannot mean 'never treated': use NaN"}]),
+            pd.DataFrame(
+                [
+                    {
+                        "table": TABLE,
+                        "row": int(np.flatnonzero(panel[first_treated].to_numpy() == 0)[0]),
+                        "column": first_treated,
+                        "value": 0,
+                        "rule": "0 is a period of the panel, so it cannot mean 'never treated': use NaN",
+                    }
+                ]
+            ),
             what=f"the panel's {first_treated!r} column",
         )
     ft = np.where(np.isnan(ft) | (ft == 0), np.inf, ft)
@@ -284,8 +371,11 @@ def fit_event_study(
     always = data["_G"].to_numpy() <= periods.min()
     n_always = int(data.loc[always, unit].nunique())
     if n_always:
-        warnings.warn(f"fit_event_study: dropped {n_always} units treated in the first period (no pre-period)",
-                      MissingDataWarning, stacklevel=2)
+        warnings.warn(
+            f"fit_event_study: dropped {n_always} units treated in the first period (no pre-period)",
+            MissingDataWarning,
+            stacklevel=2,
+        )
         data = data.loc[~always]
     if not np.isfinite(data["_G"]).all() or estimator in ("sun_abraham", "twfe"):
         pass  # never-treated units exist (SA and TWFE handle their absence themselves)
@@ -302,44 +392,78 @@ def fit_event_study(
         if estimator == "callaway_santanna":
             data = data.assign(_G=np.where(data["_G"] == last, np.inf, data["_G"]))
         periods = periods[periods < last - anticipation]
-        notes.append(f"no never-treated units: {n_rows} rows from period {last - anticipation:g} on were dropped "
-                     f"and the last cohort ({last:g}) is the comparison group")
+        notes.append(
+            f"no never-treated units: {n_rows} rows from period {last - anticipation:g} on were dropped "
+            f"and the last cohort ({last:g}) is the comparison group"
+        )
     n_unbal = 0
     if estimator == "callaway_santanna":
         counts = data.groupby(unit)[time].transform("size").to_numpy()
         unbal = counts < len(periods)
         n_unbal = int(data.loc[unbal, unit].nunique())
         if n_unbal:
-            warnings.warn(f"fit_event_study: dropped {n_unbal} units not observed in every period "
-                          "(Callaway & Sant'Anna panel estimator needs a balanced panel, as R did)",
-                          MissingDataWarning, stacklevel=2)
+            warnings.warn(
+                f"fit_event_study: dropped {n_unbal} units not observed in every period "
+                "(Callaway & Sant'Anna panel estimator needs a balanced panel, as R did)",
+                MissingDataWarning,
+                stacklevel=2,
+            )
             data = data.loc[~unbal]
     if data.empty:
         raise ModelSpecificationError("no units left to analyse")
     data = data.sort_values([unit, time])
-    ucode, ulevels = pd.factorize(data[unit], sort=True)
+    ucode, _ulevels = pd.factorize(data[unit], sort=True)
     tcode = np.searchsorted(periods, data[time].to_numpy(dtype=float))
     first_row = np.r_[True, ucode[1:] != ucode[:-1]]
     G_unit = data["_G"].to_numpy()[first_row]
-    lev_unit = (data[by].to_numpy()[first_row] if by is not None else np.full(len(G_unit), "", dtype=object)).astype(object)
+    lev_unit = (
+        data[by].to_numpy()[first_row] if by is not None else np.full(len(G_unit), "", dtype=object)
+    ).astype(object)
     if by is not None:
         never = ~np.isfinite(G_unit)
         lev_unit = np.where(never, "<never treated>", lev_unit).astype(object)
     levels = list(dict.fromkeys(lev_unit[np.isfinite(G_unit)].tolist())) if by is not None else [""]
     if not np.isfinite(G_unit).any():
-        raise ModelSpecificationError(f"no treated units: {first_treated!r} is never-treated for everyone")
+        raise ModelSpecificationError(
+            f"no treated units: {first_treated!r} is never-treated for everyone"
+        )
     clus_unit = data[cluster].to_numpy()[first_row] if cluster is not None else None
-    boot = None if bootstrap is None else {"reps": int(bootstrap), "weights": bootstrap_weights, "seed": seed,
-                                           "cluster": clus_unit, "conf_level": conf_level}
-    se_type = ("analytic (influence function), clustered by unit" if boot is None else
-               f"multiplier bootstrap ({bootstrap} draws, {bootstrap_weights} weights, seed {seed}), "
-               f"clustered by {cluster or unit}")
-    info = {"estimator": estimator, "outcome": outcome, "unit": unit, "time": time, "first_treated": first_treated,
-            "control": control if estimator == "callaway_santanna" else
-            {"sun_abraham": "never_treated", "two_stage": "untreated observations", "twfe": "untreated observations"}[estimator],
-            "anticipation": anticipation, "se_type": se_type,
-            "df_method": "normal (z); pointwise intervals" + ("; uniform sup-t bands in frame()" if boot else ""),
-            "by": by}
+    boot = (
+        None
+        if bootstrap is None
+        else {
+            "reps": int(bootstrap),
+            "weights": bootstrap_weights,
+            "seed": seed,
+            "cluster": clus_unit,
+            "conf_level": conf_level,
+        }
+    )
+    se_type = (
+        "analytic (influence function), clustered by unit"
+        if boot is None
+        else f"multiplier bootstrap ({bootstrap} draws, {bootstrap_weights} weights, seed {seed}), "
+        f"clustered by {cluster or unit}"
+    )
+    info = {
+        "estimator": estimator,
+        "outcome": outcome,
+        "unit": unit,
+        "time": time,
+        "first_treated": first_treated,
+        "control": control
+        if estimator == "callaway_santanna"
+        else {
+            "sun_abraham": "never_treated",
+            "two_stage": "untreated observations",
+            "twfe": "untreated observations",
+        }[estimator],
+        "anticipation": anticipation,
+        "se_type": se_type,
+        "df_method": "normal (z); pointwise intervals"
+        + ("; uniform sup-t bands in frame()" if boot else ""),
+        "by": by,
+    }
     if estimator == "callaway_santanna":
         info.update(base_period=base_period, est_method=est_method if covs else "unconditional")
         Y = np.full((len(G_unit), len(periods)), np.nan)
@@ -349,14 +473,30 @@ def fit_event_study(
             Xc = np.ones((len(G_unit), len(periods), len(covs) + 1))
             for j, c in enumerate(covs):
                 Xc[ucode, tcode, j + 1] = data[c].to_numpy(dtype=float)
-        cells = cs_cells(Y, G_unit, periods, lev_unit, Xc, control=control, anticipation=anticipation,
-                         base_period=base_period, est_method=est_method if covs else "unconditional")
+        cells = cs_cells(
+            Y,
+            G_unit,
+            periods,
+            lev_unit,
+            Xc,
+            control=control,
+            anticipation=anticipation,
+            base_period=base_period,
+            est_method=est_method if covs else "unconditional",
+        )
         twfe = None
     else:
         if control != "never_treated":
             notes.append(f"control={control!r} applies to Callaway & Sant'Anna only; ignored")
-        lp = LongPanel(data[outcome].to_numpy(dtype=float), ucode, tcode, periods, G_unit, lev_unit,
-                       data[covs].to_numpy(dtype=float) if covs else None)
+        lp = LongPanel(
+            data[outcome].to_numpy(dtype=float),
+            ucode,
+            tcode,
+            periods,
+            G_unit,
+            lev_unit,
+            data[covs].to_numpy(dtype=float) if covs else None,
+        )
         twfe = None
         cells = None
         if estimator == "sun_abraham":
@@ -371,10 +511,20 @@ def fit_event_study(
             twfe = twfe_fit(lp, anticipation)
             if twfe["extra_ref"] is not None:
                 refs = ", ".join(f"{e:g}" for e in twfe["extra_ref"])
-                notes.append(f"dynamic TWFE not identified with one reference period: event times {refs} are "
-                             "additional (second reference) periods fixed at 0")
-    engine = _Engine(cells=cells, unit_group=G_unit, unit_level=lev_unit, levels=levels, info=info, boot=boot,
-                     twfe=twfe, by=by)
+                notes.append(
+                    f"dynamic TWFE not identified with one reference period: event times {refs} are "
+                    "additional (second reference) periods fixed at 0"
+                )
+    engine = _Engine(
+        cells=cells,
+        unit_group=G_unit,
+        unit_level=lev_unit,
+        levels=levels,
+        info=info,
+        boot=boot,
+        twfe=twfe,
+        by=by,
+    )
     if cells is not None:
         pre = agg.pretrend_wald(cells)
     else:
@@ -383,9 +533,14 @@ def fit_event_study(
         pre = _wald(twfe["event"][pre_idx], twfe["event_inf"][:, pre_idx])
     sizes = pd.Series(G_unit).value_counts().sort_index()
     diagnostics = EventStudyDiagnostics(
-        n_units=len(G_unit), n_obs=len(data), n_rows_dropped_missing=n_missing,
-        n_units_dropped_unbalanced=n_unbal, n_units_always_treated=n_always,
-        cohort_sizes={float(k): int(v) for k, v in sizes.items()}, pretrend=pre, notes=tuple(notes),
+        n_units=len(G_unit),
+        n_obs=len(data),
+        n_rows_dropped_missing=n_missing,
+        n_units_dropped_unbalanced=n_unbal,
+        n_units_always_treated=n_always,
+        cohort_sizes={float(k): int(v) for k, v in sizes.items()},
+        pretrend=pre,
+        notes=tuple(notes),
     )
     return EventStudyResult(engine=engine, info=info, diagnostics=diagnostics)
 

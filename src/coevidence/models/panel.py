@@ -20,7 +20,7 @@ from coevidence.models import _panel_cov as pc
 from coevidence.models._panel_data import check_columns, check_identifiers, drop_missing
 from coevidence.results.panel import PanelDiagnostics, PanelResult, TestResult
 
-__all__ = ["fit_panel", "hausman", "FEW_CLUSTERS"]
+__all__ = ["FEW_CLUSTERS", "fit_panel", "hausman"]
 
 #: Below this many clusters a FewClustersWarning is issued for cov="clustered" (Angrist &
 #: Pischke's rule of thumb of ~42; CR1 t-tests over-reject badly with fewer).
@@ -29,7 +29,13 @@ FEW_CLUSTERS = 42
 ESTIMATORS = ("within", "random", "first_difference", "between", "pooled")
 EFFECTS = ("unit", "time", "twoway", None)
 COV_TYPES = ("unadjusted", "robust", "clustered", "cr2", "wild_bootstrap")
-_DEFAULT_EFFECTS = {"within": "unit", "random": "unit", "first_difference": "unit", "between": "unit", "pooled": None}
+_DEFAULT_EFFECTS = {
+    "within": "unit",
+    "random": "unit",
+    "first_difference": "unit",
+    "between": "unit",
+    "pooled": None,
+}
 
 
 def _choice(name: str, value: object, allowed: Sequence[object]) -> None:
@@ -42,7 +48,9 @@ def _design(
 ) -> tuple[str, list[str], object]:
     """Return outcome name, the raw variables needed, and a builder for the regressor frame."""
     if (formula is None) == (regressors is None):
-        raise ValueError("give exactly one of formula= (e.g. 'value + capital') or regressors= (a list of columns)")
+        raise ValueError(
+            "give exactly one of formula= (e.g. 'value + capital') or regressors= (a list of columns)"
+        )
     if regressors is not None:
         if isinstance(regressors, str):
             regressors = [regressors]
@@ -73,7 +81,9 @@ def _design(
 
     def build(frame: pd.DataFrame) -> pd.DataFrame:
         mm = model_matrix(rhs, frame, ensure_full_rank=True)
-        return pd.DataFrame(np.asarray(mm, dtype=float), columns=list(mm.columns), index=frame.index)
+        return pd.DataFrame(
+            np.asarray(mm, dtype=float), columns=list(mm.columns), index=frame.index
+        )
 
     return outcome, needed, build
 
@@ -169,7 +179,7 @@ def fit_panel(
     >>> g = load_grunfeld()
     >>> fe = cv.fit_panel(g, "inv", unit="firm", time="year", regressors=["value", "capital"],
     ...                   cov="clustered", small_sample="plm_sss")
-    >>> round(fe.std_errors["value"], 6)
+    >>> round(float(fe.std_errors["value"]), 6)
     0.015156
     """
     _choice("estimator", estimator, ESTIMATORS)
@@ -185,10 +195,14 @@ def fit_panel(
             "use estimator='within' for time or two-way fixed effects"
         )
     if estimator == "within" and effects is None:
-        raise ModelSpecificationError("estimator='within' needs effects 'unit', 'time' or 'twoway' (use 'pooled' for none)")
+        raise ModelSpecificationError(
+            "estimator='within' needs effects 'unit', 'time' or 'twoway' (use 'pooled' for none)"
+        )
     clustered = cov in ("clustered", "cr2", "wild_bootstrap")
     if cluster is not None and not clustered:
-        raise ValueError(f"cluster={cluster!r} given but cov={cov!r}; use cov='clustered', 'cr2' or 'wild_bootstrap'")
+        raise ValueError(
+            f"cluster={cluster!r} given but cov={cov!r}; use cov='clustered', 'cr2' or 'wild_bootstrap'"
+        )
     if clustered and cluster is None:
         cluster = unit
 
@@ -196,7 +210,9 @@ def fit_panel(
     outcome, needed, build = _design(panel, outcome, formula, regressors)
     check_identifiers(panel, unit, time)
     n_input = len(panel)
-    data, n_missing = drop_missing(panel, [outcome, *needed, *( [cluster] if cluster else [])], "fit_panel")
+    data, n_missing = drop_missing(
+        panel, [outcome, *needed, *([cluster] if cluster else [])], "fit_panel"
+    )
     if len(data) == 0:
         raise ModelSpecificationError("no complete rows left to fit")
 
@@ -252,10 +268,17 @@ def fit_panel(
 
             try:
                 res = PanelOLS(
-                    yl, Xl, entity_effects=effects in ("unit", "twoway"), time_effects=effects in ("time", "twoway")
+                    yl,
+                    Xl,
+                    entity_effects=effects in ("unit", "twoway"),
+                    time_effects=effects in ("time", "twoway"),
                 ).fit()
             except AbsorbingEffectError as exc:
-                absorbed = [c for c in slopes.columns if c in str(exc).split("after effects are removed:")[-1]]
+                absorbed = [
+                    c
+                    for c in slopes.columns
+                    if c in str(exc).split("after effects are removed:")[-1]
+                ]
                 what = {"unit": "unit", "time": "time", "twoway": "unit and time"}[effects]
                 raise ModelSpecificationError(
                     f"regressor(s) {absorbed} have no variation left: absorbed by the {what} effects"
@@ -330,12 +353,16 @@ def fit_panel(
         if estimator == "between":
             nested = _nested(row_units, row_clusters)
             if not nested:
-                raise ModelSpecificationError(f"between estimator: each {unit} must belong to one {cluster}")
+                raise ModelSpecificationError(
+                    f"between estimator: each {unit} must belong to one {cluster}"
+                )
         G = int(row_clusters.max()) + 1
         n_clusters = G
         few = G < FEW_CLUSTERS
         if G < 2:
-            raise ModelSpecificationError(f"cluster-robust covariance needs at least 2 clusters; {cluster!r} has {G}")
+            raise ModelSpecificationError(
+                f"cluster-robust covariance needs at least 2 clusters; {cluster!r} has {G}"
+            )
         if few and cov == "clustered":
             warnings.warn(
                 f"only {G} clusters in {cluster!r} (< {FEW_CLUSTERS}); CR1 cluster-robust tests "
@@ -358,7 +385,9 @@ def fit_panel(
         }[small_sample]
         if cov == "cr2" and estimator == "random":
             if not _nested(ucodes, ccodes):
-                raise ModelSpecificationError(f"cov='cr2' with random effects needs each {unit} inside one {cluster}")
+                raise ModelSpecificationError(
+                    f"cov='cr2' with random effects needs each {unit} inside one {cluster}"
+                )
             vd = res.variance_decomposition
             s2u, s2e = float(vd["Effects"]), float(vd["Residual"])
             phis = []
@@ -393,8 +422,15 @@ def fit_panel(
                 df_method = base_method
             if cov == "wild_bootstrap":
                 boot = pc.wild_cluster_bootstrap(
-                    Xt, yt, row_clusters, G, reps=bootstrap_reps, weights=bootstrap_weights,
-                    seed=seed, factor=factor, conf_level=conf_level,
+                    Xt,
+                    yt,
+                    row_clusters,
+                    G,
+                    reps=bootstrap_reps,
+                    weights=bootstrap_weights,
+                    seed=seed,
+                    factor=factor,
+                    conf_level=conf_level,
                 )
                 boot["conf_level"] = conf_level
                 df_method = (
@@ -407,10 +443,18 @@ def fit_panel(
     vcomp: dict[str, float] = {}
     if estimator == "within" and effects == "unit":
         fp = res.f_pooled
-        tests["F_pooled"] = {"statistic": float(fp.stat), "df": (int(fp.df), int(fp.df_denom)), "p_value": float(fp.pval)}
+        tests["F_pooled"] = {
+            "statistic": float(fp.stat),
+            "df": (int(fp.df), int(fp.df_denom)),
+            "p_value": float(fp.pval),
+        }
     if estimator == "random":
         vd = res.variance_decomposition
-        vcomp = {"sigma2_unit": float(vd["Effects"]), "sigma2_idiosyncratic": float(vd["Residual"]), "rho": float(vd["Percent due to Effects"])}
+        vcomp = {
+            "sigma2_unit": float(vd["Effects"]),
+            "sigma2_idiosyncratic": float(vd["Residual"]),
+            "rho": float(vd["Percent due to Effects"]),
+        }
         th = res.theta.to_numpy(dtype=float).ravel()
         if np.ptp(th) < 1e-12:
             vcomp["theta"] = float(th[0])
@@ -454,8 +498,12 @@ def fit_panel(
         ssr=ssr,
         rsquared=_r2("rsquared"),
         rsquared_within=_r2("rsquared_within") if estimator != "first_difference" else float("nan"),
-        rsquared_between=_r2("rsquared_between") if estimator != "first_difference" else float("nan"),
-        rsquared_overall=_r2("rsquared_overall") if estimator != "first_difference" else float("nan"),
+        rsquared_between=_r2("rsquared_between")
+        if estimator != "first_difference"
+        else float("nan"),
+        rsquared_overall=_r2("rsquared_overall")
+        if estimator != "first_difference"
+        else float("nan"),
         diagnostics=diagnostics,
         engine_result=res,
         bootstrap=boot,
@@ -472,13 +520,17 @@ def _check_rank(Xt: np.ndarray, names: list[str], estimator: str, effects: str |
     scale = np.sqrt((Xt**2).sum(axis=0))
     for j, nm in enumerate(names):
         if scale[j] <= 1e-10 * max(1.0, np.abs(Xt).max(initial=0.0)):
-            what = {"unit": "unit", "time": "time", "twoway": "unit and time"}.get(effects or "", "")
+            what = {"unit": "unit", "time": "time", "twoway": "unit and time"}.get(
+                effects or "", ""
+            )
             raise ModelSpecificationError(
                 f"regressor {nm!r} has no variation left after the {estimator} transformation"
                 + (f" (it is absorbed by the {what} effects)" if estimator == "within" else "")
             )
     if np.linalg.matrix_rank(Xt) < Xt.shape[1]:
-        raise ModelSpecificationError(f"regressors {names} are collinear after the {estimator} transformation")
+        raise ModelSpecificationError(
+            f"regressors {names} are collinear after the {estimator} transformation"
+        )
 
 
 def _breusch_pagan(y: np.ndarray, X: np.ndarray, ucodes: np.ndarray, G: int) -> dict[str, float]:
@@ -509,9 +561,13 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     2.3304
     """
     if fe.estimator != "within" or re.estimator != "random":
-        raise ModelSpecificationError("hausman(fe, re) needs a 'within' fit and a 'random' fit, in that order")
+        raise ModelSpecificationError(
+            "hausman(fe, re) needs a 'within' fit and a 'random' fit, in that order"
+        )
     if fe.cov_type != "unadjusted" or re.cov_type != "unadjusted":
-        raise ModelSpecificationError("the Hausman test uses classical covariances: fit both with cov='unadjusted'")
+        raise ModelSpecificationError(
+            "the Hausman test uses classical covariances: fit both with cov='unadjusted'"
+        )
     common = [t for t in fe.params.index if t in re.params.index]
     if not common:
         raise ModelSpecificationError("the two fits share no coefficients")
@@ -520,7 +576,11 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     stat = float(d @ np.linalg.solve(Vd, d))
     dfree = len(common)
     terms = pd.DataFrame(
-        {"term": common, "estimate": d, "std_error": np.sqrt(np.where(np.diag(Vd) > 0, np.diag(Vd), np.nan))}
+        {
+            "term": common,
+            "estimate": d,
+            "std_error": np.sqrt(np.where(np.diag(Vd) > 0, np.diag(Vd), np.nan)),
+        }
     )
     return TestResult(
         name="Hausman test (within vs random effects)",

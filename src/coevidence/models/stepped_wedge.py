@@ -41,18 +41,38 @@ from coevidence.results.stepped_wedge import SteppedWedgeResult
 __all__ = ["fit_stepped_wedge"]
 
 
-def _exposure(data: pd.DataFrame, unit: str, period: str, treated: str | None, first_treated: str | None,
-              periods: np.ndarray) -> np.ndarray:
+def _exposure(
+    data: pd.DataFrame,
+    unit: str,
+    period: str,
+    treated: str | None,
+    first_treated: str | None,
+    periods: np.ndarray,
+) -> np.ndarray:
     """Exposure time per row (0 = control, 1 = first treated period, ...)."""
     pos = np.searchsorted(periods, data[period].to_numpy(dtype=float))
     if first_treated is not None:
         start = data[first_treated].astype(float).to_numpy()
-        spos = np.where(np.isfinite(start), np.searchsorted(periods, np.nan_to_num(start, nan=np.inf)), np.inf)
+        spos = np.where(
+            np.isfinite(start), np.searchsorted(periods, np.nan_to_num(start, nan=np.inf)), np.inf
+        )
         return np.where(pos >= spos, pos - spos + 1, 0).astype(float)
     d = data[treated].to_numpy()
     if not np.isin(d, [0, 1, True, False]).all():
-        raise StudyValidationError(pd.DataFrame([{"table": TABLE, "row": None, "column": treated, "value": None,
-                                                  "rule": "treatment indicator must be 0/1"}]), what=treated)
+        raise StudyValidationError(
+            pd.DataFrame(
+                [
+                    {
+                        "table": TABLE,
+                        "row": None,
+                        "column": treated,
+                        "value": None,
+                        "rule": "treatment indicator must be 0/1",
+                    }
+                ]
+            ),
+            what=treated,
+        )
     d = d.astype(float)
     # start = first period with treatment in the cluster; check monotonicity
     frame = pd.DataFrame({"u": data[unit].to_numpy(), "pos": pos, "d": d})
@@ -61,8 +81,16 @@ def _exposure(data: pd.DataFrame, unit: str, period: str, treated: str | None, f
     should = np.where(np.isnan(s), 0.0, (pos >= s).astype(float))
     bad = np.flatnonzero(should != d)
     if len(bad):
-        fails = [{"table": TABLE, "row": int(r), "column": treated, "value": d[r],
-                  "rule": "stepped wedge: once a cluster is treated it stays treated"} for r in bad[:200]]
+        fails = [
+            {
+                "table": TABLE,
+                "row": int(r),
+                "column": treated,
+                "value": d[r],
+                "rule": "stepped wedge: once a cluster is treated it stays treated",
+            }
+            for r in bad[:200]
+        ]
         raise StudyValidationError(pd.DataFrame(fails), what=f"the {treated!r} column")
     return np.where(np.isnan(s), 0.0, np.where(pos >= s, pos - np.nan_to_num(s) + 1, 0.0))
 
@@ -116,10 +144,10 @@ def fit_stepped_wedge(
     >>> rng = np.random.default_rng(1)
     >>> rows = [(c, t, 1 + c % 4, rng.normal()) for c in range(12) for t in range(5)]
     >>> df = pd.DataFrame(rows, columns=["org_id", "wave", "start", "e"])
-    >>> df["y"] = 0.5 * np.clip(df.wave - df.start + 1, 0, None) + 0.3 * df.e
+    >>> df["y"] = 0.5 * np.clip(df.wave - df.start + 1, 0, None) + 0.02 * df.e
     >>> res = cv.fit_stepped_wedge(df, "y", first_treated="start")
-    >>> res.tidy().set_index("term").loc["LTE", "estimate"].round(1)
-    np.float64(2.0)
+    >>> round(res.lte, 1)
+    2.0
     """
     if model not in ("exposure_time", "immediate"):
         raise ValueError(f"model must be 'exposure_time' or 'immediate', got {model!r}")
@@ -128,16 +156,31 @@ def fit_stepped_wedge(
     if cov not in ("cr2", "clustered", "unadjusted"):
         raise ValueError(f"cov must be 'cr2', 'clustered' or 'unadjusted', got {cov!r}")
     if (treated is None) == (first_treated is None):
-        raise ValueError("give exactly one of treated= (0/1 column) or first_treated= (crossover period)")
+        raise ValueError(
+            "give exactly one of treated= (0/1 column) or first_treated= (crossover period)"
+        )
     covs = list(covariates or [])
-    check_columns(panel, [outcome, unit, period, treated, first_treated, *covs],
-                  numeric=[outcome, period, *covs, *([first_treated] if first_treated else [])])
+    check_columns(
+        panel,
+        [outcome, unit, period, treated, first_treated, *covs],
+        numeric=[outcome, period, *covs, *([first_treated] if first_treated else [])],
+    )
     ids_missing = panel[[unit, period]].isna().any(axis=1).to_numpy()
     if ids_missing.any():
-        fails = [{"table": TABLE, "row": int(r), "column": f"{unit}/{period}", "value": None,
-                  "rule": "missing cluster or period identifier"} for r in np.flatnonzero(ids_missing)]
+        fails = [
+            {
+                "table": TABLE,
+                "row": int(r),
+                "column": f"{unit}/{period}",
+                "value": None,
+                "rule": "missing cluster or period identifier",
+            }
+            for r in np.flatnonzero(ids_missing)
+        ]
         raise StudyValidationError(pd.DataFrame(fails), what="the panel's identifiers")
-    data, n_missing = drop_missing(panel, [outcome, *covs, *([treated] if treated else [])], "fit_stepped_wedge")
+    data, n_missing = drop_missing(
+        panel, [outcome, *covs, *([treated] if treated else [])], "fit_stepped_wedge"
+    )
     periods = np.sort(data[period].unique()).astype(float)
     expo = _exposure(data, unit, period, treated, first_treated, periods)
     S = int(expo.max())
@@ -186,16 +229,38 @@ def fit_stepped_wedge(
         rows["LTE"] = rows[f"exposure_{S}"]
     for j, c in enumerate(covs):
         rows[c] = (est[k + j], np.sqrt(V[k + j, k + j]), df[k + j])
-    if cluster_effects == "fixed" and cov != "unadjusted" and G < FEW_CLUSTERS and cov == "clustered":
-        warnings.warn(f"only {G} clusters (< {FEW_CLUSTERS}); CR1 tests over-reject: prefer cov='cr2'",
-                      FewClustersWarning, stacklevel=2)
+    if (
+        cluster_effects == "fixed"
+        and cov != "unadjusted"
+        and G < FEW_CLUSTERS
+        and cov == "clustered"
+    ):
+        warnings.warn(
+            f"only {G} clusters (< {FEW_CLUSTERS}); CR1 tests over-reject: prefer cov='cr2'",
+            FewClustersWarning,
+            stacklevel=2,
+        )
     seq = pd.Series(expo > 0).groupby(ucode).sum()
     return SteppedWedgeResult(
-        table=pd.DataFrame([{"term": t, "estimate": v[0], "std_error": v[1], "df": v[2]} for t, v in rows.items()]),
-        info={"model": model, "cluster_effects": cluster_effects,
-              "cov_type": info["cov_type"], "df_method": info["df_method"], "outcome": outcome, "unit": unit,
-              "period": period, "n_obs": len(y), "n_clusters": G, "n_periods": T, "max_exposure": S,
-              "n_sequences": int(seq.nunique()), "n_dropped_missing": n_missing, **info.get("extra", {})},
+        table=pd.DataFrame(
+            [{"term": t, "estimate": v[0], "std_error": v[1], "df": v[2]} for t, v in rows.items()]
+        ),
+        info={
+            "model": model,
+            "cluster_effects": cluster_effects,
+            "cov_type": info["cov_type"],
+            "df_method": info["df_method"],
+            "outcome": outcome,
+            "unit": unit,
+            "period": period,
+            "n_obs": len(y),
+            "n_clusters": G,
+            "n_periods": T,
+            "max_exposure": S,
+            "n_sequences": int(seq.nunique()),
+            "n_dropped_missing": n_missing,
+            **info.get("extra", {}),
+        },
         notes=tuple(info.get("notes", ())),
     )
 
@@ -204,8 +269,10 @@ def _fit_fixed(y, X, u, t, G, T, cov):
     R = _twoway_resid(np.column_stack([X, y]), u, t, G, T)
     Xt, yt = R[:, :-1], R[:, -1]
     if np.linalg.matrix_rank(Xt) < Xt.shape[1]:
-        raise ModelSpecificationError("treatment indicators are collinear with the cluster and period effects "
-                                      "(is every cluster-period of some exposure time in the same period?)")
+        raise ModelSpecificationError(
+            "treatment indicators are collinear with the cluster and period effects "
+            "(is every cluster-period of some exposure time in the same period?)"
+        )
     M = np.linalg.inv(Xt.T @ Xt)
     beta = M @ Xt.T @ yt
     e = yt - Xt @ beta
@@ -214,19 +281,37 @@ def _fit_fixed(y, X, u, t, G, T, cov):
     df_resid = n - G - Tobs + 1 - k
     if cov == "unadjusted":
         V = (e @ e / df_resid) * M
-        return beta, V, np.full(k, float(df_resid)), {"cov_type": "unadjusted (classical)",
-                                                      "df_method": f"t with residual df ({df_resid})"}
+        return (
+            beta,
+            V,
+            np.full(k, float(df_resid)),
+            {"cov_type": "unadjusted (classical)", "df_method": f"t with residual df ({df_resid})"},
+        )
     if cov == "clustered":
         K = k + 1 + (Tobs - 1)
         factor = G / (G - 1) * (n - 1) / (n - K)
         V = factor * M @ pc.cluster_meat(Xt, e, u, G) @ M
-        return beta, V, np.full(k, float(G - 1)), {"cov_type": f"cluster-robust CR1 (Stata factor), {G} clusters",
-                                                   "df_method": f"t with G - 1 = {G - 1} df"}
+        return (
+            beta,
+            V,
+            np.full(k, float(G - 1)),
+            {
+                "cov_type": f"cluster-robust CR1 (Stata factor), {G} clusters",
+                "df_method": f"t with G - 1 = {G - 1} df",
+            },
+        )
     D = _dummies(u, G)
     Q = np.hstack([D / np.sqrt(D.sum(axis=0)), _orth(_demean_u(_dummies(t, T), u, G)), _orth(Xt)])
     V, df = pc.cr2(Xt, e, u, G, Q)
-    return beta, V, df, {"cov_type": f"cluster-robust CR2 (Bell-McCaffrey), {G} clusters",
-                         "df_method": "Satterthwaite (Pustejovsky-Tipton) per estimate"}
+    return (
+        beta,
+        V,
+        df,
+        {
+            "cov_type": f"cluster-robust CR2 (Bell-McCaffrey), {G} clusters",
+            "df_method": "Satterthwaite (Pustejovsky-Tipton) per estimate",
+        },
+    )
 
 
 def _demean_u(a, u, G):
@@ -257,17 +342,31 @@ def _fit_random(y, X, u, t, T):
             tried.append(r)
         # statsmodels' lbfgs can report converged=True with llf=+inf and a zero variance
         # (statsmodels#10239): only finite optima count
-        good = [r for r in tried if r.converged and np.isfinite(r.llf)] or [r for r in tried if np.isfinite(r.llf)]
+        good = [r for r in tried if r.converged and np.isfinite(r.llf)] or [
+            r for r in tried if np.isfinite(r.llf)
+        ]
         if good:
             res = max(good, key=lambda r: r.llf)  # best REML optimum among the optimizers tried
     if res is None:
         raise ModelSpecificationError("MixedLM failed with every optimizer tried")
-    notes = [f"MixedLM optimizer warning: {w.message}" for w in caught if "converge" in str(w.message).lower()]
-    tau2 = float(res.cov_re.iloc[0, 0]) if hasattr(res.cov_re, "iloc") else float(np.asarray(res.cov_re)[0, 0])
+    notes = [
+        f"MixedLM optimizer warning: {w.message}"
+        for w in caught
+        if "converge" in str(w.message).lower()
+    ]
+    tau2 = (
+        float(res.cov_re.iloc[0, 0])
+        if hasattr(res.cov_re, "iloc")
+        else float(np.asarray(res.cov_re)[0, 0])
+    )
     sigma2 = float(res.scale)
     if tau2 <= 1e-6 * sigma2:
-        warnings.warn(f"random cluster intercept variance is at the boundary ({tau2:.3g}); "
-                      "the fit equals pooled OLS with period effects", BoundaryFitWarning, stacklevel=3)
+        warnings.warn(
+            f"random cluster intercept variance is at the boundary ({tau2:.3g}); "
+            "the fit equals pooled OLS with period effects",
+            BoundaryFitWarning,
+            stacklevel=3,
+        )
         notes.append("cluster variance on the boundary (0)")
     fe = np.asarray(res.fe_params)
     # GLS covariance of the fixed effects at the REML variance components, (X' V^-1 X)^-1, as
@@ -280,10 +379,19 @@ def _fit_random(y, X, u, t, T):
         info += Xg.T @ Vinv @ Xg
     cv = np.linalg.inv(info)
     sl = slice(T, T + k)
-    return fe[sl], cv[sl, sl], np.full(k, np.inf), {
-        "cov_type": "model-based (REML mixed model, random cluster intercept)",
-        "df_method": "normal (z)",
-        "notes": notes,
-        "extra": {"sigma2_cluster": tau2, "sigma2_residual": sigma2, "icc": tau2 / (tau2 + sigma2),
-                  "converged": bool(res.converged)},
-    }
+    return (
+        fe[sl],
+        cv[sl, sl],
+        np.full(k, np.inf),
+        {
+            "cov_type": "model-based (REML mixed model, random cluster intercept)",
+            "df_method": "normal (z)",
+            "notes": notes,
+            "extra": {
+                "sigma2_cluster": tau2,
+                "sigma2_residual": sigma2,
+                "icc": tau2 / (tau2 + sigma2),
+                "converged": bool(res.converged),
+            },
+        },
+    )

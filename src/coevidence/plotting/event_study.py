@@ -79,14 +79,24 @@ def plot_event_study(
         lo, hi = sub[lo_col].to_numpy(float), sub[hi_col].to_numpy(float)
         pre = e < 0
         name = "" if lev is None else f"{lev}: "
-        for mask, color, marker, lab in ((pre, "tab:gray", "o", "pre-treatment"), (~pre, "tab:blue", "s", "post-treatment")):
+        for mask, color, marker, lab in (
+            (pre, "tab:gray", "o", "pre-treatment"),
+            (~pre, "tab:blue", "s", "post-treatment"),
+        ):
             if not mask.any():
                 continue
             if lev is not None:
                 color = None
-            ax.errorbar(e[mask] + off, est[mask], yerr=[est[mask] - lo[mask], hi[mask] - est[mask]], fmt=marker,
-                        color=color, capsize=3, label=f"{name}{lab} ({what})",
-                        mfc="white" if lab == "pre-treatment" else None)
+            ax.errorbar(
+                e[mask] + off,
+                est[mask],
+                yerr=[est[mask] - lo[mask], hi[mask] - est[mask]],
+                fmt=marker,
+                color=color,
+                capsize=3,
+                label=f"{name}{lab} ({what})",
+                mfc="white" if lab == "pre-treatment" else None,
+            )
     if reference_line:
         ax.axhline(0, color="black", lw=0.8)
         ax.axvline(-0.5, color="gray", ls="--", lw=0.8)

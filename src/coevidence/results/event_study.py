@@ -61,7 +61,7 @@ class EffectTable(ResultBase):
     >>> from coevidence.datasets.panel import load_mpdta
     >>> es = cv.fit_event_study(load_mpdta(), "lemp", unit="countyreal", time="year",
     ...                         first_treated="first.treat", est_method="reg")
-    >>> round(es.aggregate("simple").tidy()["estimate"].iloc[0], 4)
+    >>> round(float(es.aggregate("simple").tidy()["estimate"].iloc[0]), 4)
     -0.04
     """
 
@@ -146,7 +146,9 @@ class EventStudyResult(ResultBase):
     ['e=-3', 'e=-2']
     """
 
-    def __init__(self, *, engine: Any, info: dict[str, Any], diagnostics: EventStudyDiagnostics) -> None:
+    def __init__(
+        self, *, engine: Any, info: dict[str, Any], diagnostics: EventStudyDiagnostics
+    ) -> None:
         self._engine = engine  # coevidence.models.event_study._Engine
         self.info = dict(info)
         self.estimator = info["estimator"]
@@ -181,7 +183,9 @@ class EventStudyResult(ResultBase):
         ``level`` picks one ``by`` level (default: every level, stacked). ``balance_e``,
         ``min_e``, ``max_e`` restrict event times as in ``aggte``.
         """
-        return self._engine.aggregate(kind, level=level, balance_e=balance_e, min_e=min_e, max_e=max_e)
+        return self._engine.aggregate(
+            kind, level=level, balance_e=balance_e, min_e=min_e, max_e=max_e
+        )
 
     def compare(self, level_a: object, level_b: object, kind: str = "simple") -> EffectTable:
         """Difference ``level_a - level_b`` of overall aggregated effects between ``by`` levels.
@@ -215,24 +219,37 @@ class EventStudyResult(ResultBase):
         lines = [
             f"Event study: {ESTIMATOR_LABEL[self.estimator]}",
             f"Outcome: {i['outcome']}    Unit: {i['unit']}    Time: {i['time']}    First treated: {i['first_treated']}",
-            f"Control group: {i.get('control')}    Anticipation: {i.get('anticipation')}    "
-            f"Base period: {i.get('base_period', 'n/a')}    Cell estimator: {i.get('est_method', 'n/a')}",
+            (
+                f"Control group: {i.get('control')}    Anticipation: {i.get('anticipation')}    "
+                f"Base period: {i.get('base_period', 'n/a')}    Cell estimator: {i.get('est_method', 'n/a')}"
+            ),
             f"Covariance: {i['se_type']}",
             f"Degrees of freedom for tests: {i['df_method']}",
             f"Units: {d.n_units}    Observations: {d.n_obs}    Cohorts: "
-            + ", ".join(f"{('never' if not np.isfinite(g) else f'{g:g}')}: {n}" for g, n in d.cohort_sizes.items()),
+            + ", ".join(
+                f"{('never' if not np.isfinite(g) else f'{g:g}')}: {n}"
+                for g, n in d.cohort_sizes.items()
+            ),
         ]
         if d.n_rows_dropped_missing:
             lines.append(f"Rows dropped for missing values: {d.n_rows_dropped_missing}")
         if d.n_units_dropped_unbalanced:
-            lines.append(f"Units dropped (not observed in every period): {d.n_units_dropped_unbalanced}")
+            lines.append(
+                f"Units dropped (not observed in every period): {d.n_units_dropped_unbalanced}"
+            )
         if d.n_units_always_treated:
             lines.append(f"Units dropped (treated in the first period): {d.n_units_always_treated}")
         if d.pretrend and d.pretrend.get("df"):
             p = d.pretrend
-            lines.append(f"Pre-trend Wald test: chi2({p['df']}) = {p['statistic']:.4f}, p = {p['p_value']:.4g}")
+            lines.append(
+                f"Pre-trend Wald test: chi2({p['df']}) = {p['statistic']:.4f}, p = {p['p_value']:.4g}"
+            )
         lines.append("")
-        lines.append(self.aggregate("simple").tidy().to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+        lines.append(
+            self.aggregate("simple")
+            .tidy()
+            .to_string(index=False, float_format=lambda v: f"{v:.6g}")
+        )
         for note in d.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)

@@ -77,7 +77,7 @@ class PanelResult(ResultBase):
     >>> from coevidence.datasets.panel import load_grunfeld
     >>> fe = cv.fit_panel(load_grunfeld(), "inv", unit="firm", time="year",
     ...                   regressors=["value", "capital"])
-    >>> round(fe.params["value"], 4)
+    >>> round(float(fe.params["value"]), 4)
     0.1101
     """
 
@@ -111,7 +111,9 @@ class PanelResult(ResultBase):
     ) -> None:
         self.params = params
         self.cov = cov
-        self.std_errors = pd.Series(np.sqrt(np.diag(cov.to_numpy())), index=params.index, name="std_error")
+        self.std_errors = pd.Series(
+            np.sqrt(np.diag(cov.to_numpy())), index=params.index, name="std_error"
+        )
         self.df = df
         self.estimator = estimator
         self.effects = effects
@@ -161,7 +163,11 @@ class PanelResult(ResultBase):
         df = self.df.to_numpy(dtype=float)
         stat = est / se
         finite = np.isfinite(df)
-        p = np.where(finite, 2 * stats.t.sf(np.abs(stat), np.where(finite, df, 1.0)), 2 * stats.norm.sf(np.abs(stat)))
+        p = np.where(
+            finite,
+            2 * stats.t.sf(np.abs(stat), np.where(finite, df, 1.0)),
+            2 * stats.norm.sf(np.abs(stat)),
+        )
         q = np.where(
             finite,
             stats.t.ppf(0.5 + conf_level / 2, np.where(finite, df, 1.0)),
@@ -216,33 +222,40 @@ class PanelResult(ResultBase):
         d = self.diagnostics
         lines = [
             f"Panel model: {_ESTIMATOR_LABEL[self.estimator]}",
-            f"Effects: {self.effects or 'none'}    Outcome: {self.outcome}    "
-            f"Unit: {self.unit}    Time: {self.time}",
-            f"Observations: {self.nobs}    Units: {self.n_units}    Periods: {self.n_periods}"
-            f"    Balanced: {'yes' if d.balanced else 'no'}",
+            (
+                f"Effects: {self.effects or 'none'}    Outcome: {self.outcome}    "
+                f"Unit: {self.unit}    Time: {self.time}"
+            ),
+            (
+                f"Observations: {self.nobs}    Units: {self.n_units}    Periods: {self.n_periods}"
+                f"    Balanced: {'yes' if d.balanced else 'no'}"
+            ),
             f"Covariance: {_cov_label(self.cov_type, self.cluster, d.n_clusters)}",
             f"Small-sample convention: {_ss_label(self.cov_type, self.small_sample)}",
             f"Degrees of freedom for tests: {self.df_method}",
-            f"R-squared: {self.rsquared:.4f}  (within {self.rsquared_within:.4f}, between "
-            f"{self.rsquared_between:.4f}, overall {self.rsquared_overall:.4f})",
+            (
+                f"R-squared: {self.rsquared:.4f}  (within {self.rsquared_within:.4f}, between "
+                f"{self.rsquared_between:.4f}, overall {self.rsquared_overall:.4f})"
+            ),
         ]
         if d.n_dropped_missing:
             lines.append(f"Rows dropped for missing values: {d.n_dropped_missing}")
         if d.n_dropped_differencing:
             lines.append(f"Rows lost to differencing: {d.n_dropped_differencing}")
         if d.few_clusters:
-            lines.append(f"Warning: only {d.n_clusters} clusters; prefer cov='cr2' or 'wild_bootstrap'.")
+            lines.append(
+                f"Warning: only {d.n_clusters} clusters; prefer cov='cr2' or 'wild_bootstrap'."
+            )
         if d.variance_components:
             vc = d.variance_components
-            lines.append(
-                "Variance components: "
-                + ", ".join(f"{k} {v:.6g}" for k, v in vc.items())
-            )
+            lines.append("Variance components: " + ", ".join(f"{k} {v:.6g}" for k, v in vc.items()))
         tab = self.tidy()
         lines.append("")
         lines.append(tab.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
         for name, t in d.tests.items():
-            lines.append(f"{name}: statistic {t['statistic']:.4f}, df {t['df']}, p {t['p_value']:.4g}")
+            lines.append(
+                f"{name}: statistic {t['statistic']:.4f}, df {t['df']}, p {t['p_value']:.4g}"
+            )
         for note in d.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)
@@ -289,14 +302,23 @@ class TestResult(ResultBase):
     >>> t = TestResult(name="demo", statistic=2.0, df=1, p_value=0.157,
     ...                distribution="chi-squared", terms=pd.DataFrame({"term": ["x"],
     ...                "estimate": [0.1], "std_error": [0.07]}), method="illustration")
-    >>> t.glance()["p_value"].iloc[0]
+    >>> float(t.glance()["p_value"].iloc[0])
     0.157
     """
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, *, name: str, statistic: float, df: int, p_value: float, distribution: str,
-                 terms: pd.DataFrame, method: str) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        statistic: float,
+        df: int,
+        p_value: float,
+        distribution: str,
+        terms: pd.DataFrame,
+        method: str,
+    ) -> None:
         self.name = name
         self.statistic = statistic
         self.df = df
@@ -312,18 +334,38 @@ class TestResult(ResultBase):
         est, se = t["estimate"].to_numpy(float), t["std_error"].to_numpy(float)
         z = est / se
         q = stats.norm.ppf(0.5 + conf_level / 2)
-        out = pd.DataFrame({"term": t["term"].astype(str), "estimate": est, "std_error": se,
-                            "statistic": z, "df": np.inf, "p_value": 2 * stats.norm.sf(np.abs(z)),
-                            "conf_low": est - q * se, "conf_high": est + q * se})
+        out = pd.DataFrame(
+            {
+                "term": t["term"].astype(str),
+                "estimate": est,
+                "std_error": se,
+                "statistic": z,
+                "df": np.inf,
+                "p_value": 2 * stats.norm.sf(np.abs(z)),
+                "conf_low": est - q * se,
+                "conf_high": est + q * se,
+            }
+        )
         return out[list(TIDY_COLUMNS)]
 
     def glance(self) -> pd.DataFrame:
         """One row: test name, statistic, df, p-value, reference distribution."""
-        return pd.DataFrame([{"test": self.name, "statistic": self.statistic, "df": self.df,
-                              "p_value": self.p_value, "distribution": self.distribution,
-                              "method": self.method}])
+        return pd.DataFrame(
+            [
+                {
+                    "test": self.name,
+                    "statistic": self.statistic,
+                    "df": self.df,
+                    "p_value": self.p_value,
+                    "distribution": self.distribution,
+                    "method": self.method,
+                }
+            ]
+        )
 
     def summary(self) -> str:
         """Plain text: the test, its statistic, df and p-value, and how it was computed."""
-        return (f"{self.name}\n{self.distribution} = {self.statistic:.4f} on {self.df} df, "
-                f"p = {self.p_value:.4g}\nEstimator/covariance: {self.method}")
+        return (
+            f"{self.name}\n{self.distribution} = {self.statistic:.4f} on {self.df} df, "
+            f"p = {self.p_value:.4g}\nEstimator/covariance: {self.method}"
+        )

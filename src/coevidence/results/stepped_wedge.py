@@ -29,12 +29,17 @@ class SteppedWedgeResult(ResultBase):
     ['treatment']
     """
 
-    def __init__(self, *, table: pd.DataFrame, info: dict[str, Any], notes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *, table: pd.DataFrame, info: dict[str, Any], notes: tuple[str, ...] = ()
+    ) -> None:
         self._table = table.reset_index(drop=True)
         self.info = dict(info)
         self.model = info["model"]
         self.notes = notes
-        self.diagnostics = {"notes": notes, **{k: v for k, v in info.items() if k.startswith(("sigma2", "icc", "converged", "n_"))}}
+        self.diagnostics = {
+            "notes": notes,
+            **{k: v for k, v in info.items() if k.startswith(("sigma2", "icc", "converged", "n_"))},
+        }
         self._freeze()
 
     @property
@@ -55,9 +60,21 @@ class SteppedWedgeResult(ResultBase):
         fin = np.isfinite(df)
         dfx = np.where(fin, df, 1.0)
         p = np.where(fin, 2 * stats.t.sf(np.abs(stat), dfx), 2 * stats.norm.sf(np.abs(stat)))
-        q = np.where(fin, stats.t.ppf(0.5 + conf_level / 2, dfx), stats.norm.ppf(0.5 + conf_level / 2))
-        out = pd.DataFrame({"term": t["term"], "estimate": est, "std_error": se, "statistic": stat, "df": df,
-                            "p_value": p, "conf_low": est - q * se, "conf_high": est + q * se})
+        q = np.where(
+            fin, stats.t.ppf(0.5 + conf_level / 2, dfx), stats.norm.ppf(0.5 + conf_level / 2)
+        )
+        out = pd.DataFrame(
+            {
+                "term": t["term"],
+                "estimate": est,
+                "std_error": se,
+                "statistic": stat,
+                "df": df,
+                "p_value": p,
+                "conf_low": est - q * se,
+                "conf_high": est + q * se,
+            }
+        )
         return out[list(TIDY_COLUMNS)]
 
     def glance(self) -> pd.DataFrame:
@@ -67,18 +84,24 @@ class SteppedWedgeResult(ResultBase):
     def summary(self) -> str:
         """Model, estimands, covariance and df method, and the table of effects."""
         i = self.info
-        label = {"immediate": "Hussey-Hughes immediate treatment effect",
-                 "exposure_time": "exposure-time indicators (TATE = mean effect over exposure times, LTE = last)"}
+        label = {
+            "immediate": "Hussey-Hughes immediate treatment effect",
+            "exposure_time": "exposure-time indicators (TATE = mean effect over exposure times, LTE = last)",
+        }
         lines = [
             f"Stepped-wedge model: {label[self.model]}",
             f"Calendar time: period fixed effects    Cluster effects: {i['cluster_effects']}",
             f"Covariance: {i['cov_type']}",
             f"Degrees of freedom for tests: {i['df_method']}",
-            f"Observations: {i['n_obs']}    Clusters: {i['n_clusters']}    Periods: {i['n_periods']}    "
-            f"Sequences: {i['n_sequences']}    Max exposure: {i['max_exposure']}",
+            (
+                f"Observations: {i['n_obs']}    Clusters: {i['n_clusters']}    Periods: {i['n_periods']}    "
+                f"Sequences: {i['n_sequences']}    Max exposure: {i['max_exposure']}"
+            ),
         ]
         if "icc" in i:
-            lines.append(f"Variance components: cluster {i['sigma2_cluster']:.4g}, residual {i['sigma2_residual']:.4g}, ICC {i['icc']:.3f}")
+            lines.append(
+                f"Variance components: cluster {i['sigma2_cluster']:.4g}, residual {i['sigma2_residual']:.4g}, ICC {i['icc']:.3f}"
+            )
         lines += ["", self.tidy().to_string(index=False, float_format=lambda v: f"{v:.6g}")]
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
