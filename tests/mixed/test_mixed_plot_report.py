@@ -1,0 +1,58 @@
+"""Trajectory plot and the demo report's growth section."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import coevidence as cv  # noqa: E402
+from coevidence.plotting.trajectories import trajectory_frame  # noqa: E402
+from coevidence.report._growth_section import growth_section  # noqa: E402
+
+from conftest import simulate_panel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def res():
+    return cv.fit_growth(simulate_panel(seed=5), "research_use", random_slope="uncorrelated",
+                         engine="statsmodels")
+
+
+def test_trajectory_frame_is_the_fixed_part_with_cis(res):
+    fr = trajectory_frame(res)
+    b = res.params
+    push = fr[fr["arm"] == "push"].set_index("time")["estimate"]
+    np.testing.assert_allclose(push, b["(Intercept)"] + b["time"] * push.index.to_numpy())
+    co = fr[fr["arm"] == "co_creation"].set_index("time")
+    np.testing.assert_allclose(
+        co["estimate"], b["(Intercept)"] + b["ta_modelco_creation"]
+        + (b["time"] + b["time:ta_modelco_creation"]) * co.index.to_numpy())
+    assert (fr["conf_low"] < fr["estimate"]).all() and (fr["estimate"] < fr["conf_high"]).all()
+    wide = trajectory_frame(res, conf_level=0.99)
+    assert ((wide["conf_high"] - wide["conf_low"]) > (fr["conf_high"] - fr["conf_low"])).all()
+
+
+def test_plot_trajectories_returns_axes_with_bands(res):
+    ax = cv.plot_trajectories(res)
+    assert isinstance(ax, matplotlib.axes.Axes)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["push", "co_creation"]
+    assert len(ax.collections) == 2  # one CI band per arm
+    assert ax.get_ylabel() == "research_use"
+    plt.close("all")
+    fig, ax2 = plt.subplots()
+    out = cv.plot_trajectories(res, ax=ax2, observed=False)
+    assert out is ax2 and len(ax2.lines) == 2
+    plt.close("all")
+
+
+def test_growth_section_html():
+    panel = simulate_panel(seed=6)
+    frag = growth_section(panel, "research_use", engine="statsmodels")
+    assert frag.startswith("<h2>Growth model: research_use")
+    assert "data:image/png;base64," in frag
+    assert "co_creation - push" in frag and "df method satterthwaite" in frag
+    # statsmodels cannot fit the correlated org slope under providers: the section says so
+    assert "uncorrelated slope used" in frag
