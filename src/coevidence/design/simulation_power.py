@@ -281,20 +281,25 @@ def _require_pyarrow() -> None:
 
 
 class _Store:
-    """Replicates written incrementally as Parquet parts in a folder, with a run manifest."""
+    """Replicates written incrementally as Parquet parts, with a run manifest.
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+    Layout: ``out/manifest.json`` and ``out/replicates/part-*.parquet`` (read them all with
+    ``pandas.read_parquet(out / "replicates")``).
+    """
+
+    def __init__(self, out: Path, manifest: dict[str, Any]) -> None:
         _require_pyarrow()
-        self.folder = Path(folder)
+        self.out = Path(out)
+        self.folder = self.out / "replicates"
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / "manifest.json"
+        path = self.out / "manifest.json"
         if path.exists():
             old = json.loads(path.read_text())
             keys = ("spec", "analysis", "seed")
             if any(old.get(k) != manifest.get(k) for k in keys):
                 diff = [k for k in keys if old.get(k) != manifest.get(k)]
                 raise ValueError(
-                    f"{self.folder} holds replicates of a different run (differs in {diff}); "
+                    f"{self.out} holds replicates of a different run (differs in {diff}); "
                     "use another out= folder or delete it")
         path.write_text(json.dumps(manifest, indent=1, default=str))
 
@@ -365,7 +370,8 @@ def simulate_power(
         Dask scheduler address (``"tcp://host:8786"``) when no client is given; without
         either a ``LocalCluster`` on 127.0.0.1 (dashboard off) is started and closed.
     out : path, optional
-        Folder for incremental Parquet results; a rerun with the same spec, analysis and seed
+        Folder for incremental results (``manifest.json`` and Parquet parts under
+        ``replicates/``, readable with ``pandas.read_parquet(out / "replicates")``); a rerun with the same spec, analysis and seed
         resumes (finished replicates are read back, not recomputed). Needs pyarrow
         (``pip install 'coevidence[io]'``).
     progress : bool, optional
