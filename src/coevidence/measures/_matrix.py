@@ -134,7 +134,11 @@ def build_long(
     rows = np.arange(len(frame)) if rows is None else rows
     failures = _key_failures(frame, keys, rows)
     items = list(measure.items)
-    icodes = pd.Index(items, dtype=object).get_indexer(frame[item].astype(object)).astype(np.int64)
+    # factorize first (fast on any dtype), then map the few distinct codes to item positions
+    codes, uniq = pd.factorize(frame[item], use_na_sentinel=True)
+    lookup = pd.Index(items, dtype=object).get_indexer(pd.Index(np.asarray(uniq, dtype=object)))
+    lookup = np.append(lookup, -1).astype(np.int64)  # code -1 (missing item) -> unknown
+    icodes = lookup[codes]
     unknown = icodes < 0
     if unknown.any():
         failures.append(
