@@ -124,6 +124,9 @@ def compare(
         cols[str(name)] = cell
     index = terms + [s for s in stats_rows if any(s in c for c in cols.values())]
     table = pd.DataFrame(cols, index=index)
-    notes["in parentheses"] = {"std_error": "standard errors", "conf_int": "confidence intervals",
-                               "p_value": "p values", "statistic": "t statistics"}[stat]
+    if stat == "conf_int":
+        notes["in brackets"] = "confidence intervals"
+    else:
+        notes["in parentheses"] = {"std_error": "standard errors", "p_value": "p values",
+                                   "statistic": "t statistics"}[stat]
     return ComparisonTable(table=table, notes=notes)
