@@ -16,6 +16,15 @@ __all__ = ["Arm", "StudyDesign", "Wave"]
 class Arm(Record):
     """A study arm and the TA model it stands for.
 
+    Parameters
+    ----------
+    id : str
+        Arm identifier, referred to by ``Organization.arm``.
+    ta_model : TAModel
+        The TA model the arm receives (``none`` for a comparison arm).
+    label : str
+        Display label.
+
     Examples
     --------
     >>> Arm(id="cocreate", ta_model="co_creation").ta_model

@@ -76,6 +76,15 @@ class Encounter(Record):
 class EngagementPhase(Record):
     """A dated phase of an engagement (FRAME phases).
 
+    Parameters
+    ----------
+    phase : ImplementationPhase
+        pre_implementation, implementation, scale_up or sustainment.
+    start_date : datetime.date
+        First day of the phase.
+    end_date : datetime.date, optional
+        Last day of the phase; ``None`` while it continues.
+
     Examples
     --------
     >>> EngagementPhase(phase="implementation", start_date="2024-01-01", end_date="2024-06-30").phase
@@ -169,6 +178,15 @@ class Adaptation(Record):
 
 class Agreement(Record):
     """Terms set at the outset of an engagement (publication, data sharing).
+
+    Parameters
+    ----------
+    kind : AgreementKind
+        publication, data_sharing or other.
+    terms : str
+        The terms, in words (e.g. who may publish what, what data are shared and how).
+    agreed_on : datetime.date, optional
+        When they were agreed.
 
     Examples
     --------
