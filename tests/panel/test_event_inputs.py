@@ -120,3 +120,27 @@ def test_no_never_treated_units(df):
     assert any("control group" in n for n in sa.diagnostics.notes)
     tw = cv.fit_event_study(allt, "research_use", estimator="twfe")
     assert any("second reference" in n for n in tw.diagnostics.notes)
+
+
+def test_bootstrap_options_change_output(df):
+    base = {"bootstrap": 199, "seed": 5}
+    a = cv.fit_event_study(df, "research_use", **base)
+    b = cv.fit_event_study(df, "research_use", bootstrap_weights="rademacher", **base)
+    c = cv.fit_event_study(
+        df.assign(prov=df["org_id"] % 10), "research_use", cluster="prov", **base
+    )
+    d = cv.fit_event_study(df, "research_use", conf_level=0.8, **base)
+    sa, sb, sc = (r.tidy()["std_error"].to_numpy() for r in (a, b, c))
+    assert not np.allclose(sa, sb) and not np.allclose(sa, sc)
+    assert "clustered by prov" in c.summary()
+    wa = a.aggregate("event").frame()
+    wd = d.aggregate("event").frame()
+    assert (
+        (wd["uniform_high"] - wd["uniform_low"]) < (wa["uniform_high"] - wa["uniform_low"])
+    ).all()
+    with pytest.raises(ValueError, match="cluster= applies"):
+        cv.fit_event_study(df, "research_use", cluster="org_id")
+    with pytest.raises(StudyValidationError, match="constant within"):
+        cv.fit_event_study(
+            df.assign(prov=np.arange(len(df)) % 3), "research_use", cluster="prov", **base
+        )

@@ -194,3 +194,32 @@ def test_result_interface(g):
         res.params = None
     narrow = res.tidy(conf_level=0.5)
     assert (narrow["conf_high"] - narrow["conf_low"] < tid["conf_high"] - tid["conf_low"]).all()
+
+
+def test_wild_bootstrap_conf_level(g):
+    a = cv.fit_panel(g, "inv", **KW, cov="wild_bootstrap", seed=1, bootstrap_reps=299).tidy()
+    b = cv.fit_panel(
+        g, "inv", **KW, cov="wild_bootstrap", seed=1, bootstrap_reps=299, conf_level=0.8
+    ).tidy(conf_level=0.8)
+    assert ((b["conf_high"] - b["conf_low"]) < (a["conf_high"] - a["conf_low"])).all()
+    np.testing.assert_array_equal(a["p_value"], b["p_value"])
+
+
+@pytest.mark.parametrize("estimator", ["within", "pooled", "random", "first_difference"])
+def test_relabelling_and_reordering_do_not_change_estimates(g, estimator):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    base = cv.fit_panel(g, "inv", **KW, estimator=estimator, cov="cr2")
+
+    @settings(max_examples=8, deadline=None)
+    @given(st.permutations(list(range(1, 11))), st.integers(0, 2**31 - 1))
+    def check(perm, seed):
+        relabel = dict(zip(range(1, 11), [f"f{p:02d}" for p in perm], strict=True))
+        h = g.assign(firm=g["firm"].map(relabel)).sample(frac=1.0, random_state=seed)
+        res = cv.fit_panel(h, "inv", **KW, estimator=estimator, cov="cr2")
+        np.testing.assert_allclose(res.params, base.params, rtol=1e-10)
+        np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=1e-8)
+        np.testing.assert_allclose(res.df, base.df, rtol=1e-8)
+
+    check()

@@ -117,3 +117,14 @@ def test_options_and_interface(sw):
         cv.fit_stepped_wedge(sw, "y", unit="cluster", period="period")
     pooled = cv.fit_stepped_wedge(sw, "y", **KW, max_exposure=2)
     assert "exposure_3" not in set(pooled.tidy()["term"])
+
+
+def test_covariates_are_used(sw):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=len(sw))
+    d = sw.assign(x=x, y=sw["y"] + 0.8 * x)
+    res = _tab(cv.fit_stepped_wedge(d, "y", **KW, covariates=["x"]))
+    assert res.loc["x", "estimate"] == pytest.approx(0.8, abs=0.15)
+    base = _tab(cv.fit_stepped_wedge(sw, "y", **KW))
+    assert res.loc["TATE", "estimate"] == pytest.approx(base.loc["TATE", "estimate"], abs=0.1)
+    assert res.loc["TATE", "estimate"] != base.loc["TATE", "estimate"]
