@@ -3,9 +3,9 @@
 Examples
 --------
 >>> import coevidence as cv
->>> from coevidence.datasets import load_reference_data
->>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_reference_data("sleepstudy"))
->>> round(res.tidy().loc[1, "estimate"], 4)
+>>> from coevidence.models.mixed.datasets import load_dataset
+>>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_dataset("sleepstudy"))
+>>> round(float(res.tidy().loc[1, "estimate"]), 4)
 10.4673
 """
 
@@ -90,10 +90,11 @@ class MixedResult(ResultBase):
     Examples
     --------
     >>> import coevidence as cv
-    >>> from coevidence.datasets import load_reference_data
-    >>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_reference_data("sleepstudy"))
-    >>> res.glance()[["nobs", "reml", "df_method"]].iloc[0].tolist()
-    [180, True, 'satterthwaite']
+    >>> from coevidence.models.mixed.datasets import load_dataset
+    >>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_dataset("sleepstudy"))
+    >>> g = res.glance().iloc[0]
+    >>> int(g["nobs"]), bool(g["reml"]), g["df_method"]
+    (180, True, 'satterthwaite')
     """
 
     def __init__(
@@ -151,8 +152,11 @@ class MixedResult(ResultBase):
 
         Examples
         --------
-        >>> list(MixedResult.tidy.__annotations__)[:1]
-        ['conf_level']
+        >>> from coevidence.models.mixed.datasets import load_dataset
+        >>> import coevidence as cv
+        >>> res = cv.fit_mixed("reaction ~ days + (1 | subject)", load_dataset("sleepstudy"))
+        >>> res.tidy(conf_level=0.9).columns.tolist()[:3]
+        ['term', 'estimate', 'std_error']
         """
         level = self.conf_level if conf_level is None else float(conf_level)
         est = self._fit.beta
