@@ -141,3 +141,12 @@ def test_frozen():
     m = make()
     with pytest.raises(ValidationError):
         m.id = "other"  # type: ignore[misc]
+
+
+def test_composite_cannot_reverse_a_custom_component():
+    with pytest.raises(ValidationError, match="cannot reverse"):
+        make(scoring="mean", scorer=lambda v, i: v[:, 0],
+             subscales=[{"id": "c", "items": ["a"], "scoring": "custom"},
+                        {"id": "m", "items": ["b"]},
+                        {"id": "t", "scoring": "composite", "components": ["c", "m"],
+                         "reverse_components": ["c"]}])

@@ -69,3 +69,18 @@ def test_strategies_need_the_testing_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_hypothesis)
     with pytest.raises(MissingExtraError, match=r"coevidence\[testing\]"):
         importlib.import_module("coevidence.testing.strategies")
+
+
+from coevidence.testing import CHECKS, parametrize_with_checks  # noqa: E402
+
+_AIM = get_measure("aim")
+
+
+@parametrize_with_checks([_AIM, get_measure("brownson_ebdm_gaps")])
+def test_parametrized_checks(definition, check):
+    check()
+
+
+def test_parametrize_covers_every_check():
+    table = check_measure(_AIM)
+    assert tuple(table["check"]) == CHECKS

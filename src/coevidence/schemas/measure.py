@@ -146,7 +146,7 @@ class MissingRule(Record):
     ----------
     min_answered : int, optional
         Score only if at least this many items (pairs for ``difference_sum``, components for a
-        composite) are answered; ``None`` means all of them.
+        composite) are answered, capped at the scale's count; ``None`` means all of them.
     min_fraction : float, optional
         Alternatively, the minimum answered fraction (0-1]; the stricter of the two applies.
     prorate : bool, default True
@@ -404,6 +404,12 @@ with warnings.catch_warnings():
                     raise ValueError(
                         f"composite {s.id!r}: components {later} must be defined before it"
                     )
+                no_range = [c for c in s.reverse_components if self._range_of(c) is None]
+                if no_range:
+                    raise ValueError(
+                        f"composite {s.id!r}: cannot reverse {no_range} (custom scores have no "
+                        "known range)"
+                    )
             elif s.components:
                 raise ValueError(f"subscale {s.id!r} has components but rule {rule.value!r}")
             if rule == ScoringRule.difference_sum and not s.pairs:
@@ -416,6 +422,13 @@ with warnings.catch_warnings():
                 raise ValueError(f"subscale {s.id!r}: weights for items not in the subscale")
             if rule == ScoringRule.custom and self.scorer is None:
                 raise ValueError(f"subscale {s.id!r} uses custom scoring but no scorer is set")
+
+        def _range_of(self, scale_id: str) -> tuple[float, float] | None:
+            # during validation: only the subscales defined so far exist
+            try:
+                return self.scale_range(scale_id)
+            except KeyError:
+                return None
 
         # ---- derived structure -------------------------------------------------------------
         def scales(self) -> tuple[Subscale, ...]:

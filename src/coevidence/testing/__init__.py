@@ -18,9 +18,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from coevidence.testing._check import check_measure
+from coevidence.testing._check import CHECKS, check_measure, parametrize_with_checks
 
-__all__ = ["check_measure", "strategies"]
+__all__ = ["CHECKS", "check_measure", "parametrize_with_checks", "strategies"]
 
 
 def __getattr__(name: str) -> Any:

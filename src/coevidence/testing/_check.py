@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from coevidence.measures._rules import reverse_key
 from coevidence.measures.scoring import score
 from coevidence.schemas.measure import MeasureDefinition
 
-__all__ = ["check_measure", "random_responses"]
+__all__ = ["CHECKS", "check_measure", "parametrize_with_checks", "random_responses"]
 
 
 def random_responses(
@@ -156,6 +156,47 @@ def _checks(m: MeasureDefinition, n: int, seed: int) -> list[tuple[str, Callable
         ("batch_independent", batch_independent),
         ("scoring_deterministic", scoring_deterministic),
     ]
+
+
+#: Names of the conformance checks, in the order they run.
+CHECKS = (
+    "json_round_trip", "full_responses_all_scored", "row_order_invariant", "long_equals_wide",
+    "reverse_twice_identity", "missing_rule_monotone", "out_of_range_rejected",
+    "unknown_item_rejected", "batch_independent", "scoring_deterministic",
+)
+
+
+def parametrize_with_checks(definitions: Sequence[MeasureDefinition]):  # noqa: ANN201
+    """A ``pytest.mark.parametrize`` decorator: one test per definition x check.
+
+    The decorated test receives ``definition`` and ``check`` (a callable running that single
+    check, raising ``AssertionError`` on failure), like scikit-learn's helper of the same name.
+
+    Examples
+    --------
+    >>> from coevidence.measures.registry import get_measure
+    >>> mark = parametrize_with_checks([get_measure("aim")])
+    >>> # @mark
+    >>> # def test_my_measure(definition, check):
+    >>> #     check()
+    """
+    import pytest
+
+    params, ids = [], []
+    for d in definitions:
+        for name in CHECKS:
+            params.append((d, _single(d, name)))
+            ids.append(f"{d.id}-{name}")
+    return pytest.mark.parametrize(("definition", "check"), params, ids=ids)
+
+
+def _single(definition: MeasureDefinition, name: str) -> Callable[[], None]:
+    def run() -> None:
+        fn = dict(_checks(definition, 40, 0))[name]
+        fn()
+
+    run.__name__ = name
+    return run
 
 
 def check_measure(
