@@ -223,3 +223,20 @@ def test_relabelling_and_reordering_do_not_change_estimates(g, estimator):
         np.testing.assert_allclose(res.df, base.df, rtol=1e-8)
 
     check()
+
+
+def test_collinear_regressors_and_unused_categories(g):
+    h = g.assign(v2=g["value"] * 2.0)
+    with pytest.raises(ModelSpecificationError, match="collinear"):
+        cv.fit_panel(
+            h, "inv", unit="firm", time="year", regressors=["value", "v2"], estimator="pooled"
+        )
+    with pytest.raises(ModelSpecificationError, match=r"\['zero'\] are zero"):
+        cv.fit_panel(
+            g.assign(zero=0.0), "inv", unit="firm", time="year", regressors=["value", "zero"]
+        )
+    cat = pd.Categorical(
+        np.where(g["year"] < 1945, "early", "late"), categories=["early", "late", "never"]
+    )
+    res = cv.fit_panel(g.assign(era=cat), formula="inv ~ value + C(era)", unit="firm", time="year")
+    assert list(res.params.index) == ["value", "C(era)[T.late]"]

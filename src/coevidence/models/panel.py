@@ -80,6 +80,9 @@ def _design(
     check_columns(panel, [outcome, *needed], numeric=[outcome])
 
     def build(frame: pd.DataFrame) -> pd.DataFrame:
+        cats = [c for c in needed if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+        if cats:  # levels absent from the data would give all-zero dummy columns
+            frame = frame.assign(**{c: frame[c].cat.remove_unused_categories() for c in cats})
         mm = model_matrix(rhs, frame, ensure_full_rank=True)
         return pd.DataFrame(
             np.asarray(mm, dtype=float), columns=list(mm.columns), index=frame.index
@@ -242,6 +245,7 @@ def fit_panel(
         return pd.concat([pd.DataFrame({"Intercept": 1.0}, index=frame.index), frame], axis=1)
 
     Xs = slopes.to_numpy()
+    _check_design(with_const(slopes) if estimator != "within" else slopes)
     if estimator == "first_difference":
         prev = np.r_[-1, ucodes[:-1]]
         tprev = np.r_[-1, tcodes[:-1]]
@@ -508,6 +512,23 @@ def fit_panel(
         engine_result=res,
         bootstrap=boot,
     )
+
+
+def _check_design(X: pd.DataFrame) -> None:
+    """Name constant-zero or collinear regressors before the engine sees them."""
+    A = X.to_numpy(dtype=float)
+    zero = [c for c, v in zip(X.columns, np.abs(A).max(axis=0, initial=0.0), strict=True) if v == 0]
+    if zero:
+        raise ModelSpecificationError(f"regressor(s) {zero} are zero in every row used")
+    if np.linalg.matrix_rank(A) < A.shape[1]:
+        from scipy.linalg import qr
+
+        _, R, piv = qr(A, mode="economic", pivoting=True)
+        d = np.abs(np.diag(R))
+        bad = [X.columns[piv[j]] for j in range(len(d)) if d[j] <= 1e-10 * d[0]]
+        raise ModelSpecificationError(
+            f"regressors are collinear: {bad} are linear combinations of the others"
+        )
 
 
 def _nested(inner: np.ndarray, outer: np.ndarray) -> bool:
