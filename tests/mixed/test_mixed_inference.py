@@ -116,3 +116,19 @@ def test_bad_options_are_rejected():
                {"conf_level": 1.5}):
         with pytest.raises(ValueError):
             fit_mixed("reaction ~ days + (days | subject)", d, **kw)
+
+
+def test_kenward_roger_refuses_large_dense_problems():
+    with pytest.raises(ModelSpecificationError, match="Kenward-Roger uses dense"):
+        fit_mixed("m_ach ~ cses + (1 | school)", load_dataset("hsb82"),
+                  df_method="kenward_roger", engine="statsmodels")
+
+
+def test_params_and_vcov_cannot_be_mutated_through_the_result():
+    res = fit_mixed("reaction ~ days + (1 | subject)", load_dataset("sleepstudy"))
+    p = res.params
+    p.iloc[0] = -1.0
+    v = res.vcov
+    v.iloc[0, 0] = -1.0
+    assert res.params.iloc[0] > 200 and res.vcov.iloc[0, 0] > 0
+    assert res.tidy()["estimate"].iloc[0] > 200

@@ -42,6 +42,14 @@ class MixedDiagnostics:
     hessian_eigenvalues : eigenvalues of the deviance Hessian in (theta, sigma).
     hessian_ok : Hessian positive definite (relative tolerance 1e-8).
     messages : human-readable problems (empty for a clean fit).
+
+    Examples
+    --------
+    >>> import coevidence as cv
+    >>> from coevidence.models.mixed.datasets import load_dataset
+    >>> res = cv.fit_mixed("reaction ~ days + (days | subject)", load_dataset("sleepstudy"))
+    >>> res.diagnostics.ok, res.diagnostics.singular
+    (True, False)
     """
 
     attempts: pd.DataFrame
@@ -110,13 +118,21 @@ class MixedResult(ResultBase):
         self.nobs: int = int(len(problem.y))
         self.conf_level: float = float(conf_level)
         self.diagnostics: MixedDiagnostics = diagnostics
-        names = list(problem.fixed_names)
-        self.params = pd.Series(fit.beta, index=names, name="estimate")
-        self.vcov = pd.DataFrame(inference.vcov, index=names, columns=names)
         self.df_method: str = inference.df_method
         self.cov_type: str = inference.cov_type
         self.growth = growth
         self._freeze()
+
+    @property
+    def params(self) -> pd.Series:
+        """Fixed effects (a new Series on every access)."""
+        return pd.Series(self._fit.beta, index=list(self._problem.fixed_names), name="estimate")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of the fixed effects used for inference (a new DataFrame each time)."""
+        names = list(self._problem.fixed_names)
+        return pd.DataFrame(self._inf.vcov, index=names, columns=names)
 
     def with_growth(self, growth) -> MixedResult:
         """A copy carrying a growth-model specification (used by ``fit_growth``)."""

@@ -244,7 +244,9 @@ def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_rows: int = 5000):
     prob = ev.problem
     n = ev.n
     if n > max_rows:
-        raise ValueError(
+        from coevidence.exceptions import ModelSpecificationError
+
+        raise ModelSpecificationError(
             f"Kenward-Roger uses dense {n} x {n} matrices here; refused above {max_rows} rows "
             "(use df_method='satterthwaite')"
         )

@@ -45,7 +45,13 @@ _WORD = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 
 @dataclass(frozen=True)
 class RandomSpec:
-    """One parsed random term before data are attached: ``(expr | factors)``."""
+    """One parsed random term before data are attached: ``(expr | factors)``.
+
+    Examples
+    --------
+    >>> RandomSpec("1", ("b", "a")).group
+    'b:a'
+    """
 
     expr: str
     factors: tuple[str, ...]  # one factor or an interaction a:b (inner first, as lme4 labels)
@@ -58,7 +64,13 @@ class RandomSpec:
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """The pieces of an lme4 formula."""
+    """The pieces of an lme4 formula.
+
+    Examples
+    --------
+    >>> parse_formula("y ~ x + (1 | g)").outcome
+    'y'
+    """
 
     outcome: str
     fixed: str
@@ -82,6 +94,17 @@ class FormulaInfo:
     fixed_spec : formulaic ``ModelSpec`` of the fixed part (for ``predict(newdata)``).
     raw_fixed_names : formulaic column names, aligned with ``MixedProblem.fixed_names``.
     group_columns : the input columns used as grouping factors.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1.0, None, 3.0, 4.0], "g": [1, 1, 2, 2]})
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     _, info = build_problem("y ~ 1 + (1 | g)", df)
+    >>> info.n_dropped, info.outcome
+    (1, 'y')
     """
 
     formula: str

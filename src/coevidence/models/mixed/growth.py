@@ -32,7 +32,15 @@ PIECES = ("pre_years", "ta_years", "post_years")
 
 @dataclass(frozen=True)
 class GrowthSpec:
-    """How a growth model was specified (kept on the result as ``result.growth``)."""
+    """How a growth model was specified (kept on the result as ``result.growth``).
+
+    Examples
+    --------
+    >>> spec = GrowthSpec("y", "time", "ta_model", "push", ("org_id",), True, "piecewise", (),
+    ...                   ("push", "co_creation"))
+    >>> spec.slope_terms
+    ('pre_years', 'ta_years', 'post_years')
+    """
 
     outcome: str
     time: str
