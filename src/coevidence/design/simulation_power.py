@@ -489,6 +489,10 @@ def _progress_bar(progress: bool | None, total: int, initial: int, desc: str) ->
     return tqdm(total=total, initial=initial, desc=f"simulate_power[{desc}]", unit="rep")
 
 
+#: One BLAS/OpenMP thread per worker process: the parallelism is across replicates.
+_ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def _run_processes(spec, analysis, children, chunks, collect, n_workers) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -496,9 +500,19 @@ def _run_processes(spec, analysis, children, chunks, collect, n_workers) -> None
     if not chunks:
         return
     workers = n_workers or min(2, os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+    os.environ.update(_ONE_THREAD)  # inherited by the spawned workers only
+    try:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
         futures = [pool.submit(_run_chunk, spec, analysis, [children[r] for r in reps], reps)
                    for reps in chunks]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with pool:
         try:
             for fut in as_completed(futures):
                 collect(fut.result())
@@ -522,7 +536,7 @@ def _run_dask(spec, analysis, children, chunks, collect, client, scheduler, n_wo
         else:
             own_cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=1,
                                        processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+                                       dashboard_address=None, env=dict(_ONE_THREAD))
             client = own_client = Client(own_cluster)
     token = uuid.uuid4().hex[:8]
     try:
