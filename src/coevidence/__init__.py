@@ -52,6 +52,8 @@ _LAZY: dict[str, str] = {
     "register_measure": "coevidence.measures.registry",
     "get_measure": "coevidence.measures.registry",
     "list_measures": "coevidence.measures.registry",
+    "load_measures": "coevidence.measures.loaders",
+    "check_measure": "coevidence.testing",
     # mixed models
     "fit_mixed": "coevidence.models.mixed.api",
     "fit_growth": "coevidence.models.mixed.growth",

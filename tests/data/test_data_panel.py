@@ -118,3 +118,26 @@ def test_panel_is_invariant_to_the_order_of_input_rows() -> None:
         pd.testing.assert_frame_equal(shuffled, reference)
 
     check()
+
+
+def test_organisation_outcomes_follow_each_measures_aggregation_rule() -> None:
+    t = tiny_tables()
+    ru = t["measures"][0]
+    t["measures"][0] = ru.model_copy(update={"aggregation": ru.aggregation.model_copy(
+        update={"method": "median", "min_respondents": 2})})
+    # respondent R2 (org O1) skips every item at wave 3: O1 has one scored respondent there
+    resp = t["responses"]
+    t["responses"] = resp.assign(value=resp["value"].where(~((resp["respondent_id"] == "R2") & (resp["wave"] == 3))))
+    study = Study.from_frames(t.pop("design"), measures=t.pop("measures"), **t)
+    p = study.panel(["ru"]).set_index(["org_id", "wave"])
+    r = study.panel(["ru"], unit="respondent")
+    med = r.groupby(["org_id", "wave"])["ru"].median()
+    assert p.loc[("O1", 3), "ru_n"] == 1 and np.isnan(p.loc[("O1", 3), "ru"])
+    keep = p["ru_n"] >= 2
+    np.testing.assert_allclose(p.loc[keep, "ru"], med[keep.to_numpy()])
+    none = ru.model_copy(update={"aggregation": ru.aggregation.model_copy(update={"method": "none"})})
+    t2 = tiny_tables()
+    t2["measures"][0] = none
+    s2 = Study.from_frames(t2.pop("design"), measures=t2.pop("measures"), **t2)
+    assert "ru" not in s2.panel(unit="organization").columns
+    assert "ru" in s2.panel(unit="respondent").columns

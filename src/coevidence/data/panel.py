@@ -20,7 +20,9 @@ phase                categorical: before, during, after (TA), none (no engagemen
 cum_minutes          TA minutes logged up to and including ``date``
 cum_encounters       TA encounters logged up to and including ``date``
 <outcome>            one column per outcome (measure id, or ``measure.subscale``)
-<outcome>_n          respondents averaged into an organisation-level outcome (``unit="organization"``)
+<outcome>_n          respondents aggregated into an organisation-level outcome (``unit="organization"``),
+                     by the measure's aggregation rule (mean or median; none if fewer than
+                     ``min_respondents``; measures with ``method="none"`` are left out)
 ===================  =========================================================================
 """
 
@@ -176,8 +178,7 @@ def build_panel(
         org_level = scores[scores["unit_level"] == "organization"].rename(columns={"unit_id": "org_id"})
         person = scores[scores["unit_level"] == "respondent"]
         person = person.assign(org_id=person["unit_id"].map(resp_org))
-        agg = person.groupby(["org_id", "wave", "measure_id"], observed=True).agg(
-            value=("value", "mean"), n=("value", "count")).reset_index()
+        agg = _aggregate(person, study.measures)
         org_only = org_level.assign(n=org_level["value"].notna().astype(int))
         # organisation-level scores win over aggregated respondent scores of the same measure
         merged = pd.concat([org_only[["org_id", "wave", "measure_id", "value", "n"]], agg],
@@ -222,8 +223,9 @@ def build_panel(
     grid["ta_model"] = pd.Categorical(grid["ta_model"], categories=TA_MODELS)
     grid = _add_dose(study, grid)
     grid["study_id"] = design.id
-    if waves == "observed" and outcomes:
-        grid = grid[grid[list(outcomes)].notna().any(axis=1)]
+    present = [o for o in outcomes if o in grid.columns]
+    if waves == "observed" and present:
+        grid = grid[grid[present].notna().any(axis=1)]
     base = [c for c in PANEL_COLUMNS if c in grid.columns and (c != "respondent_id" or unit == "respondent")]
     extra = []
     for o in outcomes:
@@ -237,6 +239,28 @@ def build_panel(
     out = grid[base + extra].sort_values([key, "wave"], kind="stable").reset_index(drop=True)
     out["wave"] = out["wave"].astype("int64")
     return out
+
+
+def _aggregate(person: pd.DataFrame, measures: dict) -> pd.DataFrame:
+    """Respondent scores -> organisation scores by each measure's aggregation rule.
+
+    ``method`` mean or median; ``none`` leaves the measure out of the organisation panel;
+    organisations with fewer than ``min_respondents`` scored respondents get a missing value
+    (their count is still reported).
+    """
+    parts = []
+    for mid, part in person.groupby("measure_id", sort=False):
+        base = measures.get(str(mid).split(".", 1)[0])
+        rule = getattr(base, "aggregation", None)
+        method = getattr(rule, "method", "mean")
+        if method == "none":
+            continue
+        grouped = part.groupby(["org_id", "wave"], observed=True)["value"]
+        out = grouped.agg([method, "count"]).rename(columns={method: "value", "count": "n"})
+        out.loc[out["n"] < getattr(rule, "min_respondents", 1), "value"] = np.nan
+        parts.append(out.reset_index().assign(measure_id=mid))
+    cols = ["org_id", "wave", "measure_id", "value", "n"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
 def _add_dose(study: Study, grid: pd.DataFrame) -> pd.DataFrame:
