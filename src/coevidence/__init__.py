@@ -45,6 +45,8 @@ _LAZY: dict[str, str] = {
     "read_study": "coevidence.data.datapackage",
     "read_table": "coevidence.data.readers",
     "load_example_study": "coevidence.datasets",
+    "load_grunfeld": "coevidence.datasets.panel",
+    "load_mpdta": "coevidence.datasets.panel",
     # measures
     "score": "coevidence.measures.scoring",
     "reliability": "coevidence.measures.reliability",
