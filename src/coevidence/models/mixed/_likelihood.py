@@ -159,13 +159,30 @@ class LMMEvaluator:
         self.yty = float(y @ y)
 
     # ------------------------------------------------------------------ helpers
+    def _d_template(self):
+        rows, cols = [], []
+        for t, off in zip(self.problem.terms, self.offsets):
+            k = len(t.columns)
+            base = off + np.arange(t.n_levels)[:, None, None] * k
+            ii = np.broadcast_to(np.arange(k)[None, :, None], (t.n_levels, k, k))
+            jj = np.broadcast_to(np.arange(k)[None, None, :], (t.n_levels, k, k))
+            rows.append((base + ii).ravel())
+            cols.append((base + jj).ravel())
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        tmpl = sp.csc_matrix((np.arange(1, len(r) + 1, dtype=float), (r, c)), shape=(self.q, self.q))
+        perm = tmpl.data.astype(np.int64) - 1
+        return perm, tmpl.indices.copy(), tmpl.indptr.copy()
+
     def D_matrix(self, covariances: tuple[np.ndarray, ...]) -> sp.csc_matrix:
         """Sparse block-diagonal covariance of all random effects (level-major within term)."""
-        blocks = [
-            sp.kron(sp.identity(t.n_levels, format="csc"), sp.csc_matrix(c), format="csc")
-            for t, c in zip(self.problem.terms, covariances)
-        ]
-        return sp.block_diag(blocks, format="csc")
+        if not hasattr(self, "_dtmpl"):
+            self._dtmpl = self._d_template()
+        perm, indices, indptr = self._dtmpl
+        data = np.concatenate(
+            [np.tile(np.asarray(c, dtype=float).ravel(), t.n_levels)
+             for t, c in zip(self.problem.terms, covariances)]
+        )
+        return sp.csc_matrix((data[perm], indices, indptr), shape=(self.q, self.q))
 
     def _factor(self, varpar: np.ndarray):
         covs, s2 = covariances_from_varpar(varpar, self.sizes)

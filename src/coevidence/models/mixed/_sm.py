@@ -214,7 +214,7 @@ class StatsmodelsEngine:
                     obj = ev.objective(vp)
                     ok = bool(res.converged) and np.isfinite(obj)
                     msg = "; ".join(sorted({str(w.message).splitlines()[0] for w in caught}))
-                    n_eval = int(getattr(res, "mle_retvals", {}).get("iterations", 0) or 0)
+                    n_eval = -1  # statsmodels does not report evaluations (statsmodels#4508)
                 except Exception as exc:  # noqa: BLE001 - statsmodels raises many types
                     vp, obj, ok, msg, n_eval = None, float("inf"), False, f"{type(exc).__name__}: {exc}", 0
             grad = relative_gradient(ev, vp)[0] if vp is not None and np.isfinite(obj) else float("nan")
