@@ -132,3 +132,45 @@ def test_params_and_vcov_cannot_be_mutated_through_the_result():
     v.iloc[0, 0] = -1.0
     assert res.params.iloc[0] > 200 and res.vcov.iloc[0, 0] > 0
     assert res.tidy()["estimate"].iloc[0] > 200
+
+
+def test_unconverged_fit_is_reported_with_one_fit_warning():
+    from coevidence.exceptions import FitWarning
+    from coevidence.models.mixed._engine import OptimizerAttempt
+    from coevidence.models.mixed._sm import StatsmodelsEngine
+    from coevidence.models.mixed.api import _assemble
+
+    problem, info = build_problem("reaction ~ days + (days | subject)",
+                                  load_dataset("sleepstudy"))
+    good = StatsmodelsEngine().fit(problem)
+    # pretend the optimizer stopped early: the same fit flagged as not converged
+    bad_attempt = OptimizerAttempt("test", (), False, good.objective, 1, 0.5, "stopped")
+    import dataclasses
+
+    bad = dataclasses.replace(good, attempts=(bad_attempt,), chosen=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _assemble(bad, problem, info, "satterthwaite", "model", None, 0.95, "")
+    fits = [w for w in caught if issubclass(w.category, FitWarning)]
+    assert len(fits) == 1 and "did not converge" in str(fits[0].message)
+    assert not res.glance()["converged"].iloc[0]
+    assert "did not converge" in res.summary()
+
+
+def test_no_usable_attempt_raises_convergence_failure():
+    from coevidence.exceptions import ConvergenceFailure
+    from coevidence.models.mixed._sm import StatsmodelsEngine
+
+    problem, _ = build_problem("reaction ~ days + (days | subject)", load_dataset("sleepstudy"))
+    eng = StatsmodelsEngine(ladder=(("bogus", ("no_such_method",), None),))
+    with pytest.raises(ConvergenceFailure) as err:
+        eng.fit(problem)
+    assert len(err.value.attempts) == 1 and not err.value.attempts[0].converged
+
+
+def test_predict_newdata_errors_name_the_problem():
+    res = fit_mixed("reaction ~ days + (1 | subject)", load_dataset("sleepstudy"))
+    with pytest.raises(ModelSpecificationError, match="lacks column"):
+        res.predict(pd.DataFrame({"subject": [308]}))
+    with pytest.raises(ModelSpecificationError, match="missing values"):
+        res.predict(pd.DataFrame({"days": [np.nan], "subject": [308]}))

@@ -447,6 +447,22 @@ def _as_fitted_types(fitted: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fixed_matrix_for(info, newdata: pd.DataFrame) -> np.ndarray:
+    from coevidence.exceptions import ModelSpecificationError
+
+    if not isinstance(newdata, pd.DataFrame):
+        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    needed = [c for c in info.data.columns if c != info.outcome]
+    missing = [c for c in needed if c not in newdata.columns]
+    if missing:
+        raise ModelSpecificationError(
+            f"newdata lacks column(s) {missing} used by the model {info.formula!r}"
+        )
+    bad = newdata[needed].isna().any(axis=1)
+    if bad.any():
+        raise ModelSpecificationError(
+            f"newdata has missing values in the model's columns at rows "
+            f"{list(newdata.index[bad.to_numpy()][:10])}"
+        )
     data = _as_fitted_types(info.data, newdata)
     mm = info.fixed_spec.get_model_matrix(data, na_action="raise")
     return np.asarray(mm[list(info.raw_fixed_names)], dtype=float)
