@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import linalg
 
-from ._linalg import bchol, bcongr, bltmul, bltsolve, blsolve, btdot, segsum
+from ._linalg import bchol, bcongr, bltmul, bltsolve, blsolve, bmm, bmv, btdot, segsum
 from ._structure import Structure
 
 __all__ = [
@@ -42,6 +43,7 @@ class Blocks:
     XytXy: np.ndarray  # (p + 1, p + 1)
     n: int
     p: int
+    beta_ols: np.ndarray  # y was replaced by y - X beta_ols; add beta_ols back to beta
 
 
 def _level_Z(problem, lv) -> np.ndarray:
@@ -49,10 +51,18 @@ def _level_Z(problem, lv) -> np.ndarray:
 
 
 def precompute(problem, struct: Structure) -> Blocks:
-    """Compute every block of ``[Z X y]'[Z X y]`` that the deviance needs, with bincount."""
+    """Compute every block of ``[Z X y]'[Z X y]`` that the deviance needs, with bincount.
+
+    The outcome is first replaced by its OLS residual ``y - X b`` (the deviance is invariant to
+    ``y -> y - X g``, only beta moves by g): this removes the cancellation that a large outcome
+    mean or trend would cause in the Schur complements and in the gradient.
+    """
     X = np.asarray(problem.X, dtype=float)
-    y = np.asarray(problem.y, dtype=float)
+    y0 = np.asarray(problem.y, dtype=float)
     n, p = X.shape
+    XtX = X.T @ X
+    beta_ols = linalg.solve(XtX, X.T @ y0, assume_a="pos")
+    y = y0 - X @ beta_ols
     cols = [X[:, c] for c in range(p)] + [y]
     m = p + 1
     Zs = [_level_Z(problem, lv) for lv in struct.levels]
@@ -90,10 +100,10 @@ def precompute(problem, struct: Structure) -> Blocks:
                 A[:, a, b] = gsum(lv, None if both else Zi[:, a] * Zj[:, b])
         ZtZa[(i, j)] = A
     XytXy = np.empty((m, m))
-    XytXy[:p, :p] = X.T @ X
+    XytXy[:p, :p] = XtX
     XytXy[:p, p] = XytXy[p, :p] = X.T @ y
     XytXy[p, p] = y @ y
-    return Blocks(ZtZ=ZtZ, ZtZa=ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=n, p=p)
+    return Blocks(ZtZ=ZtZ, ZtZa=ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=n, p=p, beta_ols=beta_ols)
 
 
 @dataclass
@@ -192,7 +202,7 @@ def conditional_u(fac: Factor, struct: Structure, beta: np.ndarray) -> list[np.n
     """Spherical conditional modes u per level (b_i = Lambda_i u_i per group)."""
     nl = len(struct.levels)
     w = np.append(-beta, 1.0)
-    c = [V @ w for V in fac.Vs]  # (G_i, q_i): L^{-1} Lambda' Z'(y - X beta)
+    c = [bmv(V, w) for V in fac.Vs]  # (G_i, q_i): L^{-1} Lambda' Z'(y - X beta)
     u: list[np.ndarray] = [np.empty(0)] * nl
     for i in range(nl - 1, -1, -1):
         r = c[i].copy()
@@ -231,10 +241,10 @@ def selected_inverse_full(fac: Factor, struct: Structure):
                     Zjk = Zo[(j, k)][struct.anc[(i, j)]]
                 else:
                     Zjk = Zo[(k, j)][struct.anc[(i, k)]].transpose(0, 2, 1)
-                acc += np.matmul(fac.Ws[(i, j)], Zjk)
+                acc += bmm(fac.Ws[(i, j)], Zjk)
             Zo[(i, k)] = -bltsolve(L, acc)
         inner = Linv.copy()
         for j in range(i + 1, nl):
-            inner -= np.matmul(fac.Ws[(i, j)], Zo[(i, j)].transpose(0, 2, 1))
+            inner -= bmm(fac.Ws[(i, j)], Zo[(i, j)].transpose(0, 2, 1))
         Zd[i] = bltsolve(L, inner)
     return Zd, Zo

@@ -19,20 +19,20 @@ import numpy as np
 from scipy import linalg
 
 from ._deviance import Blocks, Factor, selected_inverse_full
-from ._linalg import bltsolve, segsum
+from ._linalg import bltmul, bltsolve, bmm, bmv, bsum_abt, btdot, segsum
 from ._structure import Structure
 
 __all__ = ["deviance_gradient"]
 
 
-def _backsolve_all(fac: Factor, struct: Structure) -> list[np.ndarray]:
-    """T_i = (L L')^{-1} Lambda' Z'[X y] per level, shape (G_i, q_i, p + 1)."""
+def _backsolve(fac: Factor, struct: Structure, C: list[np.ndarray]) -> list[np.ndarray]:
+    """Solve ``L' T = C`` level by level, coarsest first (C already forward-solved)."""
     nl = len(struct.levels)
     T: list[np.ndarray] = [np.empty(0)] * nl
     for i in range(nl - 1, -1, -1):
-        r = fac.Vs[i].copy()
+        r = C[i].copy()
         for j in range(i + 1, nl):
-            r -= np.matmul(fac.Ws[(i, j)], T[j][struct.anc[(i, j)]])
+            r -= bmm(fac.Ws[(i, j)], T[j][struct.anc[(i, j)]])
         T[i] = bltsolve(fac.Ls[i], r)
     return T
 
@@ -40,11 +40,11 @@ def _backsolve_all(fac: Factor, struct: Structure) -> list[np.ndarray]:
 def _ztz_times(blocks: Blocks, struct: Structure, Y: list[np.ndarray]) -> list[np.ndarray]:
     """(Z'Z Y) per level for per-level stacks Y_i of shape (G_i, q_i, m)."""
     nl = len(struct.levels)
-    out = [np.matmul(blocks.ZtZ[i], Y[i]) for i in range(nl)]
+    out = [bmm(blocks.ZtZ[i], Y[i]) for i in range(nl)]
     for (i, j), A in blocks.ZtZa.items():  # i finer than j
         a = struct.anc[(i, j)]
-        out[i] += np.matmul(A, Y[j][a])
-        out[j] += segsum(np.matmul(A.transpose(0, 2, 1), Y[i]), struct.starts[(i, j)],
+        out[i] += bmm(A, Y[j][a])
+        out[j] += segsum(btdot(A, Y[i]), struct.starts[(i, j)],
                          struct.levels[j].G)
     return out
 
@@ -58,29 +58,31 @@ def deviance_gradient(
     beta = fac.beta()
     r2 = fac.pwrss
     w = np.append(-beta, 1.0)
-    T = _backsolve_all(fac, struct)  # (G, q, p+1)
-    LamT = [np.matmul(lams[i], T[i]) for i in range(nl)]  # Lambda_i T_i per group
-    Q = _ztz_times(blocks, struct, LamT)
-    Q = [blocks.ZtXy[i] - Q[i] for i in range(nl)]  # Z'[X y] - Z'Z Lambda T
+    # spherical modes u = (L L')^{-1} Lambda' Z'(y - X beta), and Z'e = Z'(y - X beta) - Z'Z b
+    U = _backsolve(fac, struct, [bmv(V, w)[:, :, None] for V in fac.Vs])
+    ZZb = _ztz_times(blocks, struct, [bltmul(lams[i].T, U[i]) for i in range(nl)])
+    Zte = [bmv(blocks.ZtXy[i], w) - ZZb[i][:, :, 0] for i in range(nl)]
+    if reml:
+        # T = (L L')^{-1} Lambda' Z'X and F = Z' Omega^{-1} X = Z'X - Z'Z Lambda T; note
+        # Lambda' F = T, so sum_g Lambda' F_g A^{-1} F_g' = sum_g (T_g A^{-1}) F_g'
+        TX = _backsolve(fac, struct, [V[:, :, :p] for V in fac.Vs])
+        ZZT = _ztz_times(blocks, struct, [bltmul(lams[i].T, TX[i]) for i in range(nl)])
+        Ainv = linalg.cho_solve((fac.Lm[:p, :p], True), np.eye(p))
     Zd, Zo = selected_inverse_full(fac, struct)
-    L11 = fac.Lm[:p, :p]
-    Ainv = linalg.cho_solve((L11, True), np.eye(p))
     S1, S2, S3 = [], [], []
     for li in range(nl):
         lam = lams[li]
         # sum_g P_gg, P = V^{-1} Lambda' Z'Z (same level, ancestors, descendants)
-        P = _gsum(np.matmul(Zd[li], lam.T), blocks.ZtZ[li])
+        P = _gsum(bmm(Zd[li], lam.T), blocks.ZtZ[li])
         for j in range(li + 1, nl):
-            P += _gsum(np.matmul(Zo[(li, j)], lams[j].T), blocks.ZtZa[(li, j)].transpose(0, 2, 1))
+            P += _gsum(bmm(Zo[(li, j)], lams[j].T), blocks.ZtZa[(li, j)].transpose(0, 2, 1))
         for i in range(li):
-            P += _gsum(np.matmul(Zo[(i, li)].transpose(0, 2, 1), lams[i].T), blocks.ZtZa[(i, li)])
+            P += _gsum(bltmul(lams[i].T, Zo[(i, li)]).transpose(0, 2, 1), blocks.ZtZa[(i, li)])
         S1.append(P)
-        u = T[li] @ w  # (G, q): (L L')^{-1} Lambda' Z'(y - X beta) = u
-        Zte = Q[li] @ w
-        S2.append(Zte.T @ u)
-        F = Q[li][:, :, :p]  # (G, q, p)
-        LF = np.matmul(lam.T, F)
-        S3.append(_gsum(np.matmul(LF, Ainv), F.transpose(0, 2, 1)))
+        S2.append(Zte[li].T @ U[li][:, :, 0])
+        if reml:
+            F = blocks.ZtXy[li][:, :, :p] - ZZT[li]
+            S3.append(bsum_abt(bmm(TX[li], Ainv), F))
     grad = np.empty(len(struct.theta_level))
     nr = (n - p) if reml else n
     for k in range(len(grad)):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bchol", "bcongr", "bltsolve", "blsolve", "btdot", "bltmul", "segsum"]
+__all__ = [
+    "bchol", "bcongr", "bltsolve", "blsolve", "bmm", "btdot", "bltmul", "bmv", "bsum_abt", "segsum",
+]
 
 
 def bchol(D: np.ndarray) -> np.ndarray:
@@ -24,16 +26,16 @@ def bchol(D: np.ndarray) -> np.ndarray:
     L = np.zeros_like(D)
     with np.errstate(invalid="ignore", divide="ignore"):
         for j in range(q):
-            s = D[:, j, j]
-            if j:
-                s = s - np.einsum("gk,gk->g", L[:, j, :j], L[:, j, :j])
+            s = D[:, j, j].copy()
+            for k in range(j):
+                s -= L[:, j, k] ** 2
             d = np.sqrt(s)
             L[:, j, j] = d
-            if j + 1 < q:
-                r = D[:, j + 1 :, j]
-                if j:
-                    r = r - np.einsum("gik,gk->gi", L[:, j + 1 :, :j], L[:, j, :j])
-                L[:, j + 1 :, j] = r / d[:, None]
+            for i in range(j + 1, q):
+                r = D[:, i, j].copy()
+                for k in range(j):
+                    r -= L[:, i, k] * L[:, j, k]
+                L[:, i, j] = r / d
     return L
 
 
@@ -44,10 +46,10 @@ def blsolve(L: np.ndarray, C: np.ndarray) -> np.ndarray:
         return C / L
     W = np.empty(C.shape)
     for i in range(q):
-        r = C[:, i, :]
-        if i:
-            r = r - np.einsum("gk,gkm->gm", L[:, i, :i], W[:, :i, :])
-        W[:, i, :] = r / L[:, i, i][:, None]
+        r = C[:, i, :].copy()
+        for k in range(i):
+            r -= L[:, i, k, None] * W[:, k, :]
+        W[:, i, :] = r / L[:, i, i, None]
     return W
 
 
@@ -61,26 +63,25 @@ def bltsolve(L: np.ndarray, c: np.ndarray) -> np.ndarray:
     else:
         x = np.empty(c3.shape)
         for i in range(q - 1, -1, -1):
-            r = c3[:, i, :]
-            if i + 1 < q:
-                r = r - np.einsum("gk,gkm->gm", L[:, i + 1 :, i], x[:, i + 1 :, :])
-            x[:, i, :] = r / L[:, i, i][:, None]
+            r = c3[:, i, :].copy()
+            for k in range(i + 1, q):
+                r -= L[:, k, i, None] * x[:, k, :]
+            x[:, i, :] = r / L[:, i, i, None]
     return x[:, :, 0] if vec else x
 
 
 def bltmul(lam: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """``lam' A_g`` for every group (lam ``(q, q)``, A ``(G, q, m)``)."""
-    G, q, m = A.shape
-    # (lam' A_g) = (A_g' lam)' ; one BLAS call on the (G*m, q) stack
-    At = np.ascontiguousarray(A.transpose(0, 2, 1)).reshape(G * m, q)
-    return (At @ lam).reshape(G, m, q).transpose(0, 2, 1)
+    """``lam' A_g`` for every group (lam ``(q, r)``, A ``(G, q, m)``) -> ``(G, r, m)``.
+
+    einsum, not a BLAS call: a tall-thin GEMM gains nothing from BLAS threads and loses a lot
+    when the cores are shared with other work.
+    """
+    return np.einsum("ka,gkm->gam", lam, A)
 
 
 def bcongr(lam_a: np.ndarray, A: np.ndarray, lam_b: np.ndarray) -> np.ndarray:
-    """``lam_a' A_g lam_b`` for every group, as a new C-contiguous array."""
-    G, qa, qb = A.shape
-    Ab = (A.reshape(G * qa, qb) @ lam_b).reshape(G, qa, lam_b.shape[1])
-    return np.ascontiguousarray(bltmul(lam_a, Ab))
+    """``lam_a' A_g lam_b`` for every group."""
+    return np.einsum("ka,gkm,mb->gab", lam_a, A, lam_b, optimize=["einsum_path", (0, 1), (0, 1)])
 
 
 def btdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -99,3 +100,33 @@ def segsum(A: np.ndarray, starts: np.ndarray, n_out: int) -> np.ndarray:
     if n_out == 1:
         return A.sum(axis=0, keepdims=True)
     return np.add.reduceat(A, starts, axis=0)
+
+
+def bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A_g B_g`` for every group; B may be one matrix shared by all groups.
+
+    ``np.matmul`` on a stack of tiny matrices makes one BLAS call per group; this loops over
+    the (small) inner dimension instead, each step one broadcast multiply-add over all groups.
+    """
+    k = A.shape[-1]
+    if B.ndim == 2:
+        return np.einsum("gak,kb->gab", A, B)
+    out = A[:, :, 0, None] * B[:, None, 0, :]
+    for j in range(1, k):
+        out += A[:, :, j, None] * B[:, None, j, :]
+    return out
+
+
+def bmv(A: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``A_g w`` for a stack A (G, q, m) and one vector w (m,) -> (G, q)."""
+    return np.einsum("gqm,m->gq", A, w)
+
+
+def bsum_abt(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``sum_g A_g B_g'`` for stacks A (G, a, k) and B (G, b, k) -> (a, b), without copies."""
+    a, b = A.shape[1], B.shape[1]
+    out = np.empty((a, b))
+    for i in range(a):
+        for j in range(b):
+            out[i, j] = np.einsum("gk,gk->", A[:, i, :], B[:, j, :])
+    return out

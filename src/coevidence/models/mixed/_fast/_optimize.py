@@ -1,10 +1,16 @@
 """Bounded minimisation of the profiled deviance over theta, with an attempt ladder.
 
 lme4 minimises over theta with the diagonal elements of Lambda bounded below by 0 (nloptwrap /
-bobyqa). Here: L-BFGS-B with the analytic gradient (``_gradient``), then, if that attempt does
-not converge, bounded Powell and Nelder-Mead from the best point so far (each followed by a
-gradient polish). Every attempt is kept. Convergence is judged as lme4 does, on the gradient
-at the answer (components pushing against an active bound excluded).
+bobyqa). The deviance depends on Lambda only through Lambda Lambda', which is unchanged when a
+column of Lambda flips sign, so the bounded problem and the unconstrained one have the same
+solutions up to that flip (``Structure.canonical``). A gradient method that runs into the
+bound stalls there (the gradient of an isolated diagonal element vanishes at 0 by symmetry),
+so the first attempt is L-BFGS-B with the analytic gradient (``_gradient``) *without* bounds,
+mapped back to the bounded form. If it does not converge: bounded Powell and Nelder-Mead from
+the best point so far, each followed by a gradient run; if the best answer has a diagonal
+element at its bound, an interior restart; finally a few Newton steps. Every attempt is kept.
+Convergence is judged as lme4 does, on the gradient at the answer (components pushing against
+an active bound excluded).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import linalg, optimize
 
 from .._engine import OptimizerAttempt
 
@@ -44,62 +50,78 @@ class _Counter:
         return self(x)[0]
 
 
-def _newton_polish(fg, x, lower, attempts, xs, max_iter: int = 4) -> None:
-    """A few Newton steps (analytic gradient, Hessian by differencing it) on the free set.
+def _hessian(cf, x: np.ndarray, g: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Forward differences of the analytic gradient on the coordinates ``idx``, symmetrised."""
+    H = np.empty((len(idx), len(idx)))
+    for a, k in enumerate(idx):
+        h = 1e-5 * max(0.1, abs(x[k]))
+        e = np.zeros_like(x)
+        e[k] = h
+        H[:, a] = (cf(x + e)[1][idx] - g[idx]) / h
+    return 0.5 * (H + H.T)
 
-    L-BFGS-B stops where its line search can no longer see progress in f; Newton on the
-    gradient converges to where the gradient itself vanishes, ~1e-9 relative in theta.
+
+def _newton_polish(fg, x, lower, attempts, xs, canon, max_iter: int = 2) -> None:
+    """Newton steps (analytic gradient, Hessian by differencing it) on the free parameters.
+
+    L-BFGS-B stops where its line search no longer sees progress in f; one or two Newton steps
+    take the gradient itself to ~0. Convergence is then judged as lme4's ``checkConv`` does:
+    every component of min(|g|, |chol(H)^{-1} g|) below :data:`GRAD_TOL`.
     """
     cf = _Counter(fg)
     start = x.copy()
     f, g = cf(x)
-    for _ in range(max_iter):
+    scaled = np.full(len(x), np.inf)
+    message = "Newton steps on the free parameters from the best attempt"
+    for it in range(max_iter + 1):
         free = ~((x <= lower + 1e-10) & (g > 0))
-        if not free.any():
-            break
         idx = np.flatnonzero(free)
-        H = np.empty((len(idx), len(idx)))
-        for a, k in enumerate(idx):
-            h = 1e-5 * max(1.0, abs(x[k]))
-            e = np.zeros_like(x)
-            e[k] = h
-            H[:, a] = (cf(x + e)[1][idx] - cf(x - e)[1][idx]) / (2.0 * h)
-        H = 0.5 * (H + H.T)
-        try:
-            w = np.linalg.eigvalsh(H)
-            if w[0] <= 0:
-                break
-            step = -np.linalg.solve(H, g[idx])
-        except np.linalg.LinAlgError:
+        if not len(idx):
+            scaled = np.zeros(len(x))
             break
-        t = 1.0
-        while t > 1e-4:
+        H = _hessian(cf, x, g, idx)
+        try:
+            R = np.linalg.cholesky(H)
+        except np.linalg.LinAlgError:
+            message = "Hessian not positive definite at the answer"
+            scaled = np.full(len(x), np.inf)
+            break
+        scaled = np.zeros(len(x))
+        scaled[idx] = linalg.solve_triangular(R, g[idx], lower=True)
+        if it == max_iter:
+            break
+        step = -linalg.cho_solve((R, True), g[idx])
+        if np.max(np.abs(step)) < 1e-10 * max(1.0, float(np.max(np.abs(x)))):
+            break
+        t, moved = 1.0, False
+        while t > 1e-3:
             xn = x.copy()
-            xn[idx] = np.maximum(x[idx] + t * step, lower[idx])
+            xn[idx] = x[idx] + t * step
             fn, gn = cf(xn)
             if fn <= f + 1e-12 * max(1.0, abs(f)):
+                x, f, g, moved = xn, fn, gn, True
                 break
-            t *= 0.5
-        else:
+            t *= 0.25
+        if not moved:
             break
-        done = np.max(np.abs(xn - x)) < 1e-12 * max(1.0, float(np.max(np.abs(x))))
-        x, f, g = xn, fn, gn
-        if done:
-            break
+    xc = canon(x)
+    if not np.array_equal(xc, x):
+        x = xc
+        f, g = cf(x)
     gp = projected(g, x, lower)
-    gnorm = float(np.max(np.abs(gp))) if len(gp) else 0.0
+    crit = np.minimum(np.abs(gp), np.abs(scaled))
+    gnorm = float(np.max(crit)) if len(crit) else 0.0
     attempts.append(
         OptimizerAttempt(
             optimizer="Newton polish", start=tuple(float(s) for s in start),
             converged=bool(np.isfinite(f) and f < 1e299 and gnorm < GRAD_TOL),
-            objective=float(f), n_evaluations=cf.n, gradient_norm=gnorm,
-            message="Newton steps on the free parameters from the best attempt",
+            objective=float(f), n_evaluations=cf.n, gradient_norm=gnorm, message=message,
         )
     )
     xs.append(x)
 
 
-def minimise(fg, x0: np.ndarray, lower: np.ndarray):
+def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None):
     """Run the ladder on ``fg(theta) -> (deviance, gradient)``.
 
     Returns (best theta, attempts, index of the chosen attempt).
@@ -109,16 +131,19 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray):
     xs: list[np.ndarray] = []
     scale = 1.0
 
+    canon = canon if canon is not None else (lambda x: np.clip(x, lower, None))
+
     def run(name: str, start: np.ndarray) -> None:
         cf = _Counter(fg)
-        if name == "L-BFGS-B":
+        if name.startswith("L-BFGS-B"):
 
             def scaled(x):
                 v, g = cf(x)
                 return v / scale, g / scale
 
             res = optimize.minimize(
-                scaled, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                scaled, start, jac=True, method="L-BFGS-B",
+                bounds=None if name.endswith("unbounded") else bounds,
                 options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 500, "maxcor": 20},
             )
         elif name == "Powell":
@@ -132,11 +157,12 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray):
                 method="Nelder-Mead", bounds=bounds,
                 options={"xatol": 1e-10, "fatol": 1e-12, "maxfev": 20000, "adaptive": True},
             )
-        x = np.clip(np.asarray(res.x, float), lower, None)
+        x = canon(np.asarray(res.x, float))
         fx, g = cf(x)
         g = projected(g, x, lower)
         gnorm = float(np.max(np.abs(g))) if len(g) else 0.0
-        ok = bool(np.isfinite(fx) and fx < 1e299 and gnorm < GRAD_TOL)
+        # the optimizer's own verdict; lme4's gradient check is made by the Newton polish
+        ok = bool(np.isfinite(fx) and fx < 1e299 and res.success)
         attempts.append(
             OptimizerAttempt(
                 optimizer=name, start=tuple(float(s) for s in start), converged=ok,
@@ -148,25 +174,28 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray):
 
     f0 = fg(x0)[0]
     scale = max(1.0, abs(f0)) if np.isfinite(f0) else 1.0
-    run("L-BFGS-B", x0)
-    for name in ("Powell", "Nelder-Mead"):
-        if attempts[-1].converged:
-            break
-        best = int(np.argmin([a.objective for a in attempts]))
-        run(name, xs[best])
-        run("L-BFGS-B", xs[-1])  # polish the derivative-free answer with a gradient run
+    run("L-BFGS-B unbounded", x0)
+    bounded = np.isfinite(lower)
+
+    def best_index() -> int:
+        return int(np.argmin([a.objective for a in attempts]))
+
     # A diagonal theta element at its bound has zero gradient by symmetry (the deviance is even
     # in it when the rest of its column is zero), so a gradient method can stall there: restart
     # from the interior and keep whichever answer is better.
-    best = int(np.argmin([a.objective for a in attempts]))
-    bounded = np.isfinite(lower)
-    near = bounded & (xs[best] < lower + 1e-4)
+    near = bounded & (xs[best_index()] < lower + 1e-4)
     if near.any():
-        restart = xs[best].copy()
+        restart = xs[best_index()].copy()
         restart[near] = 0.1
-        run("L-BFGS-B", restart)
-    best = int(np.argmin([a.objective for a in attempts]))
-    _newton_polish(fg, xs[best], lower, attempts, xs)
+        run("L-BFGS-B unbounded", restart)
+    _newton_polish(fg, xs[best_index()], lower, attempts, xs, canon)
+    if not attempts[-1].converged:
+        for name in ("Powell", "Nelder-Mead"):
+            run(name, xs[best_index()])
+            run("L-BFGS-B", xs[-1])
+            _newton_polish(fg, xs[best_index()], lower, attempts, xs, canon)
+            if attempts[-1].converged:
+                break
     objs = np.array([a.objective for a in attempts])
     conv = np.array([a.converged for a in attempts])
     # objectives within rounding of the best count as ties, broken by the smaller gradient

@@ -54,6 +54,19 @@ class Structure:
             lams[self.theta_level[k]][self.theta_row[k], self.theta_col[k]] = theta[k]
         return lams
 
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """The same model with every diagonal element of Lambda >= 0 (lme4's bounded form).
+
+        Lambda Lambda' is unchanged when a column of Lambda changes sign, so the deviance is
+        too: flip every column whose diagonal element is negative.
+        """
+        lams = self.lambdas(theta)
+        for lam in lams:
+            neg = np.diag(lam) < 0
+            lam[:, neg] *= -1.0
+        return np.array([lams[lv][r, c] for lv, r, c in
+                         zip(self.theta_level, self.theta_row, self.theta_col, strict=True)])
+
     def start(self) -> np.ndarray:
         """lme4's default start: 1 on the diagonal elements, 0 elsewhere."""
         return np.where(self.theta_row == self.theta_col, 1.0, 0.0)

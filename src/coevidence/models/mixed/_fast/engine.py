@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 from scipy import linalg
@@ -17,6 +19,19 @@ __all__ = ["FastEngine", "SINGULAR_TOL", "is_singular", "theta_lower"]
 
 #: lme4's ``isSingular`` tolerance on the bounded (diagonal) theta elements.
 SINGULAR_TOL = 1e-4
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread while fitting (threadpoolctl, if installed).
+
+    The engine's BLAS calls are thin (a few columns); extra BLAS threads gain nothing and, on a
+    machine whose cores are busy, spin-wait each other into 5-10x slower fits.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _psd_factor(S: np.ndarray) -> np.ndarray | None:
@@ -120,6 +135,10 @@ class FastEngine:
         ok, reason = self.supports(problem)
         if not ok:
             raise ModelSpecificationError(f"fast engine cannot fit this model: {reason}")
+        with _one_blas_thread():
+            return self._fit(problem)
+
+    def _fit(self, problem: MixedProblem) -> EngineFit:
         struct, _ = analyse(problem)
         assert struct is not None
         blocks = precompute(problem, struct)
@@ -133,18 +152,21 @@ class FastEngine:
                 return np.inf, np.zeros_like(theta)
             return d, deviance_gradient(blocks, struct, lams, fac, reml)
 
-        theta, attempts, chosen = minimise(dev_grad, struct.start(), struct.lower)
+        theta, attempts, chosen = minimise(
+            dev_grad, struct.start(), struct.lower, struct.canonical
+        )
         fac = factorize(blocks, struct, struct.lambdas(theta), keep=True)
         if not fac.ok:
             raise ConvergenceFailure("fast engine: no finite deviance at the optimum", attempts)
         objective = fac.deviance(n, reml)
-        beta = fac.beta()
+        beta_c = fac.beta()  # for the residualised outcome (see precompute)
+        beta = beta_c + blocks.beta_ols
         sigma2 = fac.pwrss / (n - p if reml else n)
         L11 = fac.Lm[:p, :p]
         vcov = sigma2 * linalg.cho_solve((L11, True), np.eye(p))
         lams = struct.lambdas(theta)
         covs = tuple(self._term_cov(struct, lams, t_i, sigma2) for t_i in range(len(problem.terms)))
-        ranef, condvar = self._ranef(problem, struct, fac, lams, beta, sigma2)
+        ranef, condvar = self._ranef(problem, struct, fac, lams, beta_c, sigma2)
         varpar = self._varpar(problem, covs, sigma2)
 
         def vcov_at(vp: np.ndarray) -> np.ndarray:
