@@ -114,8 +114,10 @@ def contrast(
 
     Returns
     -------
-    DataFrame with ``contrast, time, estimate, std_error, statistic, df, p_value, conf_low,
-    conf_high`` (and ``outcome``, ``p_adjusted`` for several outcomes).
+    DataFrame
+        Columns ``contrast``, ``time``, ``estimate``, ``std_error``, ``statistic``, ``df``,
+        ``p_value``, ``conf_low``, ``conf_high`` (and ``outcome``, ``p_adjusted`` for several
+        outcomes).
 
     Examples
     --------
@@ -199,7 +201,12 @@ def effect_size(
 
     Returns
     -------
-    DataFrame: ``contrast, d, conf_low, conf_high, slope_difference, duration, baseline_sd``.
+    DataFrame
+        Columns ``contrast``, ``d``, ``conf_low``, ``conf_high``, ``slope_difference``,
+        ``duration``, ``baseline_sd``.
+
+    Notes
+    -----
     The CI is the slope difference's CI scaled the same way (Feingold 2013; the SD is treated
     as known).
 
