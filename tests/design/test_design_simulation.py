@@ -303,7 +303,7 @@ class _Slow:
 
 
 @pytest.mark.slow
-def test_dask_run_survives_a_killed_worker(dask_cluster):
+def test_dask_run_survives_a_killed_worker(dask_cluster, tmp_path):
     import os
     import signal
 
@@ -312,15 +312,64 @@ def test_dask_run_survives_a_killed_worker(dask_cluster):
     expected = simulate_power(spec, _Slow(), n_reps=12, seed=5, truth=0.12)
     pids = client.run(os.getpid)  # worker address -> process id
     victim = sorted(pids.values())[0]
+    state = {}
 
     def kill():
-        time.sleep(0.8)
+        # wait until the first replicate has been written, so the run is under way
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "replicates").glob("part-*.parquet")):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        state["done_before_kill"] = len(list((tmp_path / "replicates").glob("part-*.parquet")))
         os.kill(victim, signal.SIGKILL)
+        state["killed_at"] = time.monotonic()
 
     killer = threading.Thread(target=kill)
     killer.start()
     got = simulate_power(spec, _Slow(), n_reps=12, seed=5, truth=0.12, backend="dask",
-                         client=client)
+                         client=client, out=tmp_path)
+    finished_at = time.monotonic()
     killer.join()
+    assert "killed_at" in state and state["killed_at"] < finished_at
+    assert state["done_before_kill"] < 12  # killed mid-run
     assert victim not in client.run(os.getpid).values()  # the worker really died
     pd.testing.assert_frame_equal(got.replicates, expected.replicates)
+
+
+# ------------------------------------------------------------------ stepped wedge
+def _sw_spec(**kw) -> SimulationSpec:
+    o = OutcomeSpec(response_min=-10, response_max=20, arm_effect=0.25, arm_slope=0.0,
+                    slope=0.05, post_slope_change=0.0, sd_provider=0.0, sd_org_slope=0.0,
+                    round_items=False)
+    base = dict(n_providers=4, orgs_per_provider=3, respondents_per_org=4, n_waves=5,
+                n_steps=4, assignment="stepped_wedge", attrition=0.0, ta_months=60,
+                encounter_logs=False, responses="scores", outcomes=[o])
+    base.update(kw)
+    return SimulationSpec(**base)
+
+
+def test_stepped_wedge_spec_checks_and_default_analysis():
+    with pytest.raises(ValueError, match="n_steps"):
+        _sw_spec(n_steps=5)
+    from coevidence.design._analyses import SteppedWedge, resolve_analysis
+
+    assert isinstance(resolve_analysis(None, _sw_spec()), SteppedWedge)
+    study = simulate_study(_sw_spec(), seed=1)
+    panel = study.panel(unit="organization")
+    treated = panel["phase"].isin(["during", "after"])
+    # exposure in the panel matches the generating steps: nobody treated at baseline, all at the end
+    assert not treated[panel["time"] == 0].any() and treated[panel["time"] == 4].all()
+    twin = analytic_power(_sw_spec(), "stepped_wedge")
+    assert twin.design == "stepped_wedge" and twin.inputs["J"] == 12
+    assert twin.inputs["baseline_periods"] == 1
+
+
+@pytest.mark.slow
+def test_stepped_wedge_simulated_power_agrees_with_hussey_hughes():
+    spec = _sw_spec()
+    analytic = analytic_power(spec, "stepped_wedge")
+    res = simulate_power(spec, n_reps=80, seed=3, analytic=analytic)
+    assert res.analysis == "stepped_wedge" and res.n_failed == 0
+    assert abs(res.power - analytic.value) < 3 * res.mc_se
+    assert abs(res.bias) < 3 * res.sd_estimate / np.sqrt(res.n_ok)

@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coevidence.data.study import Study
 from coevidence.schemas.measure import MeasureDefinition
@@ -178,6 +178,13 @@ class SimulationSpec(_Spec):
     mar_strength: float = 1.0
     encounter_logs: bool = True
     responses: Literal["items", "scores"] = "items"
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> SimulationSpec:
+        if self.n_steps is not None and self.n_steps > self.n_waves - 1:
+            raise ValueError(f"n_steps ({self.n_steps}) must be at most n_waves - 1 "
+                             f"({self.n_waves - 1}): every step starts after a wave")
+        return self
     outcomes: tuple[OutcomeSpec, ...] = (
         OutcomeSpec(),
         OutcomeSpec(measure_id="capacity", n_items=7, reliability=0.88, intercept=3.0,
@@ -276,7 +283,9 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
     for j, oid in enumerate(org_ids):
         cc = bool(org_cc[j])
         eid = f"E{j + 1:04d}"
-        start = waves[org_step[j] - 1] + dt.timedelta(days=14)
+        # parallel designs: as v1 (TA starts 14 days after baseline); staggered starts come
+        # 21 days after the wave, after every observation of that wave (0-20 days late)
+        start = waves[org_step[j] - 1] + dt.timedelta(days=14 if parallel else 21)
         ta_end = _add_months(start, spec.ta_months)
         end_pos[j] = np.interp(pd.Timestamp(ta_end).value, wave_ns, t, right=np.inf)
         s = start + dt.timedelta(days=int(rng.integers(0, 10)))

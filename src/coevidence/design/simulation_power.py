@@ -242,6 +242,8 @@ def analytic_power(spec: Any, analysis: str = "growth", alpha: float = 0.05,
         spec = SimulationSpec.model_validate(spec)
     o = spec.outcomes[0] if outcome is None else next(
         x for x in spec.outcomes if x.measure_id == outcome)
+    if analysis == "stepped_wedge":
+        return _stepped_wedge_twin(spec, o, alpha)
     te = true_effects(spec)[o.measure_id]
     t_last = spec.n_waves - 1
     err = o.error_variance()
@@ -258,7 +260,8 @@ def analytic_power(spec: Any, analysis: str = "growth", alpha: float = 0.05,
         return _power("cra2", es=es, rho2=(org + prov) / total, n=spec.respondents_per_org,
                       J=spec.n_providers * spec.orgs_per_provider, alpha=alpha)
     if analysis not in ("growth", "growth_two_stage"):
-        raise ValueError(f"analysis must be 'growth' or 'cluster_means', got {analysis!r}")
+        raise ValueError("analysis must be 'growth', 'cluster_means' or 'stepped_wedge', "
+                         f"got {analysis!r}")
     sigma2 = (o.sd_residual ** 2 + err) / spec.respondents_per_org
     times = tuple(float(x) for x in range(spec.n_waves))
     es = float(te["slope_difference"])
@@ -269,6 +272,33 @@ def analytic_power(spec: Any, analysis: str = "growth", alpha: float = 0.05,
     return _power("slopes_cra2", es=es, J=spec.n_providers * spec.orgs_per_provider, n=1,
                   times=times, sigma2=sigma2, tau_pi=0.0,
                   tau_beta=o.sd_org_slope ** 2 + o.sd_provider_slope ** 2, alpha=alpha)
+
+
+def _stepped_wedge_twin(spec: Any, o: Any, alpha: float) -> Any:
+    """Hussey & Hughes power for a stepped-wedge spec (cluster-period means of the rollout unit).
+
+    Respondents are followed over time, so their intercepts (and the organisation and provider
+    intercepts) are constant within a cluster: between-cluster variance ``tau2``; the occasion
+    residual and measurement error of the cluster-period mean are ``sigma2``.
+    """
+    from coevidence.design.analytic import power as _power
+
+    if spec.assignment not in ("stepped_wedge", "staggered"):
+        raise ValueError("analysis 'stepped_wedge' needs a stepped_wedge or staggered spec")
+    steps = spec.n_steps or spec.n_waves - 1
+    m = spec.respondents_per_org
+    occ = o.sd_residual ** 2 + o.error_variance()
+    if spec.rollout_unit == "provider":
+        k = spec.orgs_per_provider
+        J, size = spec.n_providers, k * m
+        tau2 = o.sd_provider ** 2 + o.sd_org_intercept ** 2 / k + o.sd_respondent ** 2 / size
+    else:
+        J, size = spec.n_providers * spec.orgs_per_provider, m
+        tau2 = o.sd_provider ** 2 + o.sd_org_intercept ** 2 + o.sd_respondent ** 2 / m
+    sigma2 = occ / size
+    scale = tau2 + sigma2 * size
+    return _power("stepped_wedge", es=o.arm_effect / math.sqrt(scale), J=J, steps=steps,
+                  n=size, rho2=tau2 / scale, baseline_periods=spec.n_waves - steps, alpha=alpha)
 
 
 # --------------------------------------------------------------------------- parquet store
