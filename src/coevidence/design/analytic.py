@@ -146,8 +146,23 @@ def _power_at(es: float, sse: float, df: float, alpha: float, two_tailed: bool) 
         return float(stats.norm.sf(stats.norm.isf(alpha) - ncp))
     if two_tailed:
         crit = stats.t.isf(alpha / 2, df)
-        return float(1 - stats.nct.cdf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
-    return float(1 - stats.nct.cdf(stats.t.isf(alpha, df), df, ncp))
+        return float(_nct_sf(crit, df, ncp) + _nct_sf(crit, df, -ncp))
+    return float(_nct_sf(stats.t.isf(alpha, df), df, ncp))
+
+
+def _nct_sf(x: float, df: float, ncp: float) -> float:
+    """``P(T > x)`` for a noncentral t; ``P(T < -x | ncp) = _nct_sf(x, df, -ncp)``.
+
+    scipy's ``nct.cdf`` returns NaN deep in a tail (e.g. ``cdf(-2, 52, 8.8)``); ``sf`` and the
+    complement are tried in turn, and a tail more than 12 units of ``ncp`` away whose every
+    evaluation fails is 0 (or 1).
+    """
+    for value in (stats.nct.sf(x, df, ncp), 1.0 - stats.nct.cdf(x, df, ncp)):
+        if math.isfinite(value):
+            return min(max(float(value), 0.0), 1.0)
+    if abs(ncp - x) > 12:
+        return 1.0 if ncp > x else 0.0
+    raise FloatingPointError(f"noncentral t tail not computable (x={x}, df={df}, ncp={ncp})")
 
 
 def _df_sse(design: Design, params: Mapping[str, Any]) -> tuple[float, float]:
