@@ -118,10 +118,14 @@ def test_bad_options_are_rejected():
             fit_mixed("reaction ~ days + (days | subject)", d, **kw)
 
 
-def test_kenward_roger_refuses_large_dense_problems():
-    with pytest.raises(ModelSpecificationError, match="Kenward-Roger uses dense"):
-        fit_mixed("m_ach ~ cses + (1 | school)", load_dataset("hsb82"),
-                  df_method="kenward_roger", engine="statsmodels")
+def test_kenward_roger_refuses_blocks_that_are_too_large(early_problem):
+    from coevidence.models.mixed._inference import kenward_roger
+
+    ev = LMMEvaluator(early_problem)
+    vp = varpar_from((np.array([[120.0]]),), 80.0)
+    kenward_roger(ev, vp, max_block=3)  # blocks are children (3 waves): fine
+    with pytest.raises(ModelSpecificationError, match="Kenward-Roger needs dense 3 x 3"):
+        kenward_roger(ev, vp, max_block=2)
 
 
 def test_params_and_vcov_cannot_be_mutated_through_the_result():

@@ -81,8 +81,8 @@ def test_theta_and_conditional_modes_match_lme4(ds, m):
 
 
 @pytest.mark.parametrize(
-    ("ds", "m"), [c for c in CASES if c[1]["REML"] and c[0] != "hsb82"],
-    ids=[i for c, i in zip(CASES, IDS) if c[1]["REML"] and c[0] != "hsb82"],
+    ("ds", "m"), [c for c in CASES if c[1]["REML"]],
+    ids=[i for c, i in zip(CASES, IDS) if c[1]["REML"]],
 )
 def test_kenward_roger_matches_pbkrtest(ds, m):
     res = fit_mixed(m["formula"], load_dataset(ds), df_method="kenward_roger",

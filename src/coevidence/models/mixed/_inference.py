@@ -227,11 +227,27 @@ def cr2(ev: LMMEvaluator, varpar: np.ndarray, clusters: np.ndarray) -> CR2:
     return CR2(ev, varpar, clusters)
 
 
-def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_rows: int = 5000):
-    """Kenward-Roger adjusted covariance and df (pbkrtest's ``vcovAdj`` / ``Lb_ddf``).
+def _blocks(ev: LMMEvaluator) -> list[np.ndarray]:
+    """Row sets over which V is block diagonal: the coarsest factor if all others nest in it."""
+    terms = ev.problem.terms
+    coarse = min(terms, key=lambda t: t.n_levels)
+    codes = coarse.codes
+    for t in terms:
+        pairs = np.unique(np.stack([t.codes, codes], axis=1), axis=0)
+        if len(pairs) != t.n_levels:
+            return [np.arange(ev.n)]
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+
+
+def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_block: int = 5000):
+    """Kenward-Roger adjusted covariance and df (pbkrtest's ``vcovAdj16`` / ``.KR_adjust``).
 
     ``V`` is linear in ``varpar`` (covariance elements and sigma^2), so the second-derivative
-    terms vanish, as in pbkrtest. Uses dense n x n algebra: refused above ``max_rows`` rows.
+    terms vanish, as in pbkrtest. Every trace is accumulated over the blocks in which ``V`` is
+    block diagonal (the groups of the coarsest factor when all factors are nested in it), so
+    the cost is linear in the number of groups; a block (or a crossed design) larger than
+    ``max_block`` rows is refused.
 
     Returns
     -------
@@ -239,54 +255,68 @@ def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_rows: int = 5000):
 
     Examples
     --------
-    >>> # see tests/mixed/test_mixed_inference.py for a check against pbkrtest
+    >>> # see tests/mixed/test_mixed_reference.py for checks against pbkrtest
     """
     prob = ev.problem
-    n = ev.n
-    if n > max_rows:
+    blocks = _blocks(ev)
+    biggest = max(len(b) for b in blocks)
+    if biggest > max_block:
         from coevidence.exceptions import ModelSpecificationError
 
         raise ModelSpecificationError(
-            f"Kenward-Roger uses dense {n} x {n} matrices here; refused above {max_rows} rows "
-            "(use df_method='satterthwaite')"
+            f"Kenward-Roger needs dense {biggest} x {biggest} blocks of V here (the random "
+            f"effects are crossed or a top-level group is large); refused above {max_block} "
+            "rows (use df_method='satterthwaite')"
         )
     X = prob.X  # noqa: N806
-    V = ev.marginal_blocks(varpar).toarray()  # noqa: N806
-    Sinv = np.linalg.inv(V)  # noqa: N806
-    # derivative matrices G_r = dV / d varpar_r (constant: V is linear in varpar)
-    G = []  # noqa: N806
-    pos = 0
-    for t in prob.terms:
-        k = len(t.columns)
-        for i in range(k):
-            for j in range(i + 1):
-                Zi = t.Z[:, i]  # noqa: N806
-                Zj = t.Z[:, j]  # noqa: N806
-                same = t.codes[:, None] == t.codes[None, :]
-                if i == j:
-                    ZE = same * np.outer(Zi, Zi)  # noqa: N806
-                else:
-                    ZE = same * (np.outer(Zi, Zj) + np.outer(Zj, Zi))  # noqa: N806
-                G.append(ZE)
-                pos += 1
-    G.append(np.eye(n))
-    SigX = Sinv @ X  # noqa: N806
-    Phi = np.linalg.inv(X.T @ SigX)  # noqa: N806
-    P = [SigX.T @ Gr @ SigX for Gr in G]  # X' S^-1 G S^-1 X  # noqa: N806
-    Q = {}  # noqa: N806
-    for r in range(len(G)):
-        for s in range(r, len(G)):
-            Q[r, s] = SigX.T @ G[r] @ Sinv @ G[s] @ SigX
-            Q[s, r] = Q[r, s].T if r != s else Q[r, s]
-    # expected information of the REML variance parameters (pbkrtest uses this form)
-    PP = Sinv - SigX @ Phi @ SigX.T  # noqa: N806
-    PG = [PP @ Gr for Gr in G]  # noqa: N806
-    m = len(G)
-    IE = np.empty((m, m))  # noqa: N806
+    Vs = ev.marginal_blocks(varpar)  # noqa: N806
+    p = X.shape[1]
+    # per block: W_b = V_b^-1 and the derivative matrices G_rb (constant; V linear in varpar)
+    per_block = []
+    for ix in blocks:
+        Wb = np.linalg.inv(Vs[ix][:, ix].toarray())  # noqa: N806
+        Gb = []  # noqa: N806
+        for t in prob.terms:
+            codes = t.codes[ix]
+            same = codes[:, None] == codes[None, :]
+            k = len(t.columns)
+            for i in range(k):
+                for j in range(i + 1):
+                    Zi, Zj = t.Z[ix, i], t.Z[ix, j]  # noqa: N806
+                    if i == j:
+                        Gb.append(same * np.outer(Zi, Zi))
+                    else:
+                        Gb.append(same * (np.outer(Zi, Zj) + np.outer(Zj, Zi)))
+        Gb.append(np.eye(len(ix)))
+        per_block.append((ix, Wb, Gb))
+    m = len(per_block[0][2])
+    XtWX = np.zeros((p, p))  # noqa: N806
+    P = [np.zeros((p, p)) for _ in range(m)]  # X' S^-1 G_r S^-1 X  # noqa: N806
+    Q = {(r, s): np.zeros((p, p)) for r in range(m) for s in range(r, m)}  # noqa: N806
+    K = np.zeros((m, m))  # tr(S^-1 G_r S^-1 G_s)  # noqa: N806
+    for ix, Wb, Gb in per_block:  # noqa: N806
+        Xb = X[ix]  # noqa: N806
+        WX = Wb @ Xb  # noqa: N806
+        XtWX += Xb.T @ WX
+        H = [G @ Wb for G in Gb]  # G_r W  # noqa: N806
+        O = [h @ Xb for h in H]  # G_r W X  # noqa: N806, E741
+        for r in range(m):
+            P[r] += WX.T @ O[r]
+            for s in range(r, m):
+                Q[r, s] += O[r].T @ Wb @ O[s]
+                K[r, s] += np.sum(H[r].T * H[s])
+    for r in range(m):
+        for s in range(r + 1, m):
+            K[s, r] = K[r, s]
+            Q[s, r] = Q[r, s].T
+    Phi = np.linalg.inv(XtWX)  # noqa: N806
+    IE2 = np.empty((m, m))  # noqa: N806
     for r in range(m):
         for s in range(r, m):
-            IE[r, s] = IE[s, r] = 0.5 * np.sum(PG[r] * PG[s].T)
-    W = np.linalg.inv(IE)  # noqa: N806
+            IE2[r, s] = IE2[s, r] = (K[r, s] - 2 * np.sum(Phi * Q[r, s].T)
+                                     + np.sum((Phi @ P[r]) * (P[s] @ Phi)))
+    W = 2 * (np.linalg.inv(IE2) if np.min(np.abs(np.linalg.eigvalsh(IE2))) > 1e-10  # noqa: N806
+             else np.linalg.pinv(IE2))
     U = np.zeros_like(Phi)  # noqa: N806
     for r in range(m):
         for s in range(m):
@@ -294,10 +324,11 @@ def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_rows: int = 5000):
     vcov_adj = Phi + 2 * Phi @ U @ Phi
 
     def df_for(L: np.ndarray) -> tuple[float, float]:
-        """(denominator df, F scaling) for ``L beta = 0``, as pbkrtest's ``.KR_adjust``."""
+        """(denominator df, F scaling) for ``L beta = 0``, as pbkrtest's ``Lb_ddf`` (which
+        lmerTest uses for ``ddf="Kenward-Roger"``: Theta from the unadjusted covariance)."""
         L = np.atleast_2d(np.asarray(L, dtype=float))  # noqa: N806
         q = np.linalg.matrix_rank(L)
-        Theta = L.T @ np.linalg.solve(L @ vcov_adj @ L.T, L)  # noqa: N806
+        Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)  # noqa: N806
         TPhi = Theta @ Phi  # noqa: N806
         us = [TPhi @ P[r] @ Phi for r in range(m)]
         A1 = A2 = 0.0  # noqa: N806
