@@ -121,7 +121,8 @@ class Growth:
             raise ValueError(f"method must be 'mixed' or 'two_stage', got {self.method!r}")
         from coevidence.models.mixed.growth import fit_growth
 
-        levels = ("provider_id", "org_id") if _cluster_column(study) == "provider_id" else ("org_id",)
+        by_provider = _cluster_column(study) == "provider_id"
+        levels = ("provider_id", "org_id") if by_provider else ("org_id",)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = fit_growth(panel, y, levels=levels, conf_level=self.conf_level)

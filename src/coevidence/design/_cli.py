@@ -43,7 +43,8 @@ def _times(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"times must be comma-separated numbers: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"times must be comma-separated numbers: {text!r}") from None
 
 
 def _add_design_options(p: argparse.ArgumentParser, *, es: bool) -> None:

@@ -1,4 +1,4 @@
-"""Design definitions behind :func:`coevidence.mdes`, :func:`~coevidence.power` and :func:`~coevidence.mrss`.
+"""Designs behind :func:`coevidence.mdes`, :func:`coevidence.power` and :func:`coevidence.mrss`.
 
 A :class:`Design` holds what differs between designs: the parameters it accepts (with their
 defaults; ``REQUIRED`` when there is none), the squared standardized standard error of the
@@ -13,7 +13,6 @@ the tolerance (IRA, BIRA2*, CRA2) or always runs its 101 steps (BIRA3, CRA3, BCR
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal

@@ -356,7 +356,8 @@ def power(design: str, es: float = 0.25, **params: Any) -> DesignResult:
     """
     d = get_design(design)
     if "power" in params:
-        raise TypeError("power() takes the effect size es=; the target 'power' belongs to mdes()/mrss()")
+        raise TypeError("power() takes the effect size es=; the target 'power' belongs to "
+                        "mdes()/mrss()")
     es = _check_es(es, positive=False)
     p = _resolve(d, params, func="power")
     df, sse = _df_sse(d, p)

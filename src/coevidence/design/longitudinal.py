@@ -55,7 +55,7 @@ __all__ = ["resolve_times", "sum_squares_time"]
 
 
 def resolve_times(params: Mapping[str, Any]) -> np.ndarray:
-    """The measurement occasions of a design: ``times``, or ``waves`` equally spaced over ``duration``."""
+    """The occasions of a design: ``times``, or ``waves`` equally spaced over ``duration``."""
     times = params.get("times")
     if times is not None:
         arr = np.asarray(times, dtype=float).ravel()

@@ -98,7 +98,7 @@ class OutcomeSpec(_Spec):
     round_items: bool = True
 
     def total_variance(self) -> float:
-        """Variance of a respondent's true score at the first wave (random intercepts + residual)."""
+        """Variance of a respondent's true score at the first wave (intercepts + residual)."""
         return (self.sd_provider ** 2 + self.sd_org_intercept ** 2 + self.sd_respondent ** 2
                 + self.sd_residual ** 2)
 
@@ -361,7 +361,8 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
             score_rows.append(pd.DataFrame({
                 "unit_level": "respondent", "unit_id": resp_ids[ii], "measure_id": o.measure_id,
                 "wave": ww + 1, "value": score[ii, ww],
-                "date": pd.to_datetime(wave_days[ww]) + pd.to_timedelta(day_offset[ii, ww], unit="D"),
+                "date": (pd.to_datetime(wave_days[ww])
+                         + pd.to_timedelta(day_offset[ii, ww], unit="D")),
             }))
             continue
         ii, ww, qq = np.nonzero(observed[:, :, None] & np.ones_like(items, dtype=bool))

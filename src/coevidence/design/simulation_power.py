@@ -103,9 +103,10 @@ class SimulationPowerResult(ResultBase):
     Examples
     --------
     >>> import coevidence as cv
+    >>> from coevidence.design.simulate import OutcomeSpec
     >>> spec = cv.SimulationSpec(n_providers=2, orgs_per_provider=6, respondents_per_org=2,
     ...     n_waves=2, assignment="organization", encounter_logs=False, responses="scores",
-    ...     outcomes=[cv.design.simulate.OutcomeSpec(arm_effect=0.5)])
+    ...     outcomes=[OutcomeSpec(arm_effect=0.5)])
     >>> res = cv.simulate_power(spec, "cluster_means", n_reps=4, seed=1)
     >>> res.n_reps, res.n_failed
     (4, 0)
@@ -401,7 +402,8 @@ def simulate_power(
         either a ``LocalCluster`` on 127.0.0.1 (dashboard off) is started and closed.
     out : path, optional
         Folder for incremental results (``manifest.json`` and Parquet parts under
-        ``replicates/``, readable with ``pandas.read_parquet(out / "replicates")``); a rerun with the same spec, analysis and seed
+        ``replicates/``, readable with ``pandas.read_parquet(out / "replicates")``); a rerun
+        with the same spec, analysis and seed
         resumes (finished replicates are read back, not recomputed). Needs pyarrow
         (``pip install 'coevidence[io]'``).
     progress : bool, optional
@@ -456,7 +458,8 @@ def simulate_power(
     store = None
     done = _frame([])
     if out is not None:
-        store = _Store(Path(out), {"spec": spec.model_dump(mode="json"), "analysis": _analysis_id(analysis),
+        store = _Store(Path(out), {"spec": spec.model_dump(mode="json"),
+                                   "analysis": _analysis_id(analysis),
                                    "seed": seed, "n_reps": int(n_reps)})
         done = store.done()
         done = done[done["rep"] < n_reps]

@@ -52,7 +52,8 @@ def stepped_wedge_matrix(J: int, steps: int, baseline_periods: int = 1) -> np.nd
     if int(J) != J or J < steps or J % steps:
         raise ValueError(f"J (clusters) must be a positive multiple of steps={steps}, got {J!r}")
     if int(baseline_periods) != baseline_periods or baseline_periods < 0:
-        raise ValueError(f"baseline_periods must be a non-negative integer, got {baseline_periods!r}")
+        raise ValueError(
+            f"baseline_periods must be a non-negative integer, got {baseline_periods!r}")
     per = int(J) // int(steps)
     T = int(baseline_periods) + int(steps)
     X = np.zeros((int(J), T), dtype=int)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["plot_power_curve", "power_curve"]
@@ -20,7 +19,8 @@ def power_curve(design: str, *, vary: str = "J", values: Sequence[float] | None 
 
     Examples
     --------
-    >>> power_curve("cra2", vary="J", values=[10, 20], es=0.4, rho2=0.1, n=10)["power"].round(3).tolist()
+    >>> d = power_curve("cra2", vary="J", values=[10, 20], es=0.4, rho2=0.1, n=10)
+    >>> d["power"].round(3).tolist()
     [0.249, 0.493]
     """
     from coevidence.design.analytic import power
