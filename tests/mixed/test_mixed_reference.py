@@ -151,3 +151,13 @@ def test_three_level_ta_design_matches_lme4(m):
                        engine="statsmodels").tidy()
         np.testing.assert_allclose(kr["df"], ref["df_kenward_roger"], rtol=1e-2)
         np.testing.assert_allclose(kr["std_error"], ref["std_error_kenward_roger"], rtol=1e-3)
+
+
+def test_joint_f_test_df_match_lmertest_contest():
+    ref = json.loads((FIX / "hsb82_contest.json").read_text())
+    L = np.asarray(ref["L"], dtype=float)
+    d = load_dataset("hsb82")
+    sat = _fit("hsb82", next(m for m in _models("hsb82") if m["REML"]), "statsmodels")
+    assert sat.df_for(L) == pytest.approx(ref["DenDF_satterthwaite"], rel=1e-2)
+    kr = fit_mixed(ref["formula"], d, df_method="kenward_roger", engine="statsmodels")
+    assert kr.df_for(L) == pytest.approx(ref["DenDF_kenward_roger"], rel=1e-4)
