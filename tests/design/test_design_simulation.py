@@ -373,3 +373,23 @@ def test_stepped_wedge_simulated_power_agrees_with_hussey_hughes():
     assert res.analysis == "stepped_wedge" and res.n_failed == 0
     assert abs(res.power - analytic.value) < 3 * res.mc_se
     assert abs(res.bias) < 3 * res.sd_estimate / np.sqrt(res.n_ok)
+
+
+def test_progress_bar_on_request(capsys):
+    simulate_power(_small(), "cluster_means", n_reps=2, seed=1, progress=True)
+    err = capsys.readouterr().err
+    assert "simulate_power[cluster_means]" in err and "2/2" in err
+    simulate_power(_small(), "cluster_means", n_reps=2, seed=1)  # not a terminal: silent
+    assert capsys.readouterr().err == ""
+
+
+def test_processes_backend_refuses_interactive_analysis(monkeypatch):
+    import __main__
+
+    def analysis(study):  # pretend it was typed in a notebook
+        return {}
+
+    analysis.__module__ = "__main__"
+    monkeypatch.delattr(__main__, "__file__", raising=False)
+    with pytest.raises(ValueError, match="backend='dask'"):
+        simulate_power(_small(), analysis, n_reps=2, backend="processes")

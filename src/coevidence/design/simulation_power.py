@@ -448,6 +448,8 @@ def simulate_power(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size!r}")
     analysis = resolve_analysis(analysis, spec)
+    if backend == "processes":
+        _check_spawnable(analysis)
     name = getattr(analysis, "name", getattr(analysis, "__name__", type(analysis).__name__))
     if truth is None:
         try:
@@ -502,6 +504,18 @@ def simulate_power(
     return SimulationPowerResult(replicates=frame, alpha=alpha, truth=float(truth),
                                  analysis=name, backend=backend, seconds=seconds, seed=seed,
                                  analytic=analytic)
+
+
+def _check_spawnable(analysis: Any) -> None:
+    """Worker processes are spawned: an analysis defined interactively cannot be imported there."""
+    import __main__
+
+    mod = getattr(analysis, "__module__", type(analysis).__module__)
+    if mod == "__main__" and not getattr(__main__, "__file__", None):
+        raise ValueError(
+            "backend='processes' needs an analysis that worker processes can import (defined "
+            "in a module, not in a notebook or interactive session); use backend='dask' (which "
+            "pickles interactive functions) or move the analysis into a .py module")
 
 
 def _analysis_id(analysis: Any) -> str:
