@@ -192,3 +192,42 @@ def test_compare_tables_export_and_escape(res, panel):
     assert r"intercepts\_only" in tex
     ci = cv.compare([res], stat="conf_int").to_frame()
     assert list(ci.columns) == ["(1)"] and "[" in ci.loc["time", "(1)"]
+
+
+def test_every_fit_growth_argument_changes_the_model(panel):
+    kw = dict(random_slope=False, engine="statsmodels")
+    base = cv.fit_growth(panel, "research_use", **kw)
+    rng = np.random.default_rng(0)
+    withx = panel.assign(x=rng.normal(size=len(panel)))
+    cov = cv.fit_growth(withx, "research_use", covariates=["x"], **kw)
+    assert "x" in cov.params.index and "x" not in base.params.index
+    cov2 = cv.fit_growth(withx, "research_use", covariates="I(x ** 2)", **kw)
+    assert "I(x ** 2)" in cov2.params.index
+    renamed = panel.rename(columns={"time": "t", "ta_model": "model"})
+    r2 = cv.fit_growth(renamed, "research_use", time="t", arm="model", **kw)
+    assert r2.params.index.tolist() == ["(Intercept)", "t", "modelco_creation",
+                                        "t:modelco_creation"]
+    np.testing.assert_allclose(r2.params.to_numpy(), base.params.to_numpy(), rtol=1e-6)
+    one = cv.fit_growth(panel, "research_use", levels=["org_id"], **kw)
+    assert one.formula.endswith("(1 | org_id)") and "provider_id" not in one.formula
+    ml = cv.fit_growth(panel, "research_use", reml=False, **kw)
+    assert not ml.reml and ml.log_lik != base.log_lik
+    lvl = cv.fit_growth(panel, "research_use", conf_level=0.8, **kw)
+    w80 = (lvl.tidy()["conf_high"] - lvl.tidy()["conf_low"]).to_numpy()
+    w95 = (base.tidy()["conf_high"] - base.tidy()["conf_low"]).to_numpy()
+    assert (w80 < w95).all()
+    with pytest.raises(ValueError, match="random_slope"):
+        cv.fit_growth(panel, "research_use", random_slope="sometimes")
+    with pytest.raises(ValueError, match="time_coding"):
+        cv.fit_growth(panel, "research_use", time_coding="quadratic")
+
+
+def test_compare_digits_and_stat(res):
+    a = cv.compare([res], digits=1).to_frame().loc["time", "(1)"]
+    b = cv.compare([res], digits=4, stat="p_value").to_frame().loc["time", "(1)"]
+    assert a == f"{res.params['time']:.1f} ({res.tidy()['std_error'][1]:.1f})"
+    assert b.startswith(f"{res.params['time']:.4f} (")
+    with pytest.raises(ValueError):
+        cv.compare([])
+    with pytest.raises(ValueError):
+        cv.compare([res], stat="bogus")
