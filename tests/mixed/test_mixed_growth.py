@@ -12,7 +12,7 @@ from coevidence.exceptions import ModelSpecificationError
 from coevidence.models.mixed import api
 from coevidence.models.mixed.datasets import load_dataset
 
-from conftest import simulate_panel  # noqa: E402
+from mixed_helpers import simulate_panel  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import coevidence as cv  # noqa: E402
 from coevidence.plotting.trajectories import trajectory_frame  # noqa: E402
 from coevidence.report._growth_section import growth_section  # noqa: E402
 
-from conftest import simulate_panel  # noqa: E402
+from mixed_helpers import simulate_panel  # noqa: E402
 
 
 @pytest.fixture(scope="module")

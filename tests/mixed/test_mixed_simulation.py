@@ -11,7 +11,7 @@ import pytest
 
 import coevidence as cv
 
-from conftest import simulate_panel  # noqa: E402
+from mixed_helpers import simulate_panel  # noqa: E402
 
 TRUE_DIFF = 0.15
 REPS = 800

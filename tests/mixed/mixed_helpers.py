@@ -1,18 +1,4 @@
-import json
-from pathlib import Path
-
-import pytest
-
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "mixed"
-
-
-def load_json(name):
-    return json.loads((FIX / name).read_text())
-
-
-@pytest.fixture(scope="session")
-def fixdir():
-    return FIX
+"""Helpers for tests/mixed (a uniquely named module, not a conftest, to avoid clashes)."""
 
 
 def simulate_panel(seed=0, n_prov=8, orgs=6, waves=5, slope_diff=0.15, sd_slope=0.1,
