@@ -9,7 +9,7 @@
   (a plain glob toctree warns, which fails the ``-W`` build while a folder is still empty).
 
 Names or modules that cannot be imported yet are logged and skipped. Set
-``COEVIDENCE_STRICT=1`` to turn those messages (and undocumented schema fields) into
+``COEVIDENCE_STRICT=1`` (the default; ``0`` relaxes it) to turn those messages (and undocumented schema fields) into
 warnings, i.e. errors under ``-W``.
 """
 
@@ -35,7 +35,7 @@ from sphinx.util.matching import patfilter
 
 logger = logging.getLogger(__name__)
 
-STRICT = os.environ.get("COEVIDENCE_STRICT", "") == "1"
+STRICT = os.environ.get("COEVIDENCE_STRICT", "1") != "0"
 
 #: area of the package (second part of the module path) -> API page section title, in order
 API_SECTIONS = {

@@ -69,13 +69,13 @@ def _module_importable(module: str) -> bool:
 
 @pytest.mark.parametrize("name", sorted(coevidence._LAZY))
 def test_public_name_resolves(name):
-    """Every lazily exported name is defined in the module `_LAZY` says (once that module exists).
+    """Every lazily exported name is defined in the module `_LAZY` says, with a docstring.
 
-    Names whose module is still being written are reported as xfail for now; with
-    ``COEVIDENCE_STRICT=1`` (integration) they fail.
+    ``COEVIDENCE_STRICT=0`` relaxes this to xfail while a module is being written (local
+    development only; CI and the README's test command are strict).
     """
     module = coevidence._LAZY[name]
-    strict = os.environ.get("COEVIDENCE_STRICT", "") == "1"
+    strict = os.environ.get("COEVIDENCE_STRICT", "1") != "0"
     if not strict and not _module_importable(module):
         pytest.xfail(f"{module} not written yet")
     if not strict and not hasattr(importlib.import_module(module), name):
