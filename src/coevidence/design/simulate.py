@@ -11,9 +11,12 @@ wave position *t* (0, 1, ...) is
 .. math::
 
     \\eta_{tijk} = \\beta_0 + \\beta_1 t + \\beta_2 c_k + \\beta_3 c_k t
-        + \\beta_4 c_k (t - t_{end})_+ + u_k + u_{0j} + u_{1j} t + r_i + e_{tijk}
+        + \\beta_4 c_k (t - t_{end})_+ + u_k + v_k t + u_{0j} + u_{1j} t + r_i
+        + \\lambda z_j + e_{tijk}
 
-where :math:`c_k` is 1 for co-creation and :math:`(t - t_{end})_+` the waves since TA ended.
+where :math:`c_k` is 1 for co-creation, :math:`(t - t_{end})_+` the waves since TA ended,
+:math:`v_k` a provider slope (``sd_provider_slope``) and :math:`z_j` the organisation's
+readiness (``readiness_effect``; drawn when used).
 Item responses are the true score plus item error sized so that the reliability of the item
 mean equals ``reliability``, rounded to the response scale.
 
@@ -134,7 +137,9 @@ class SimulationSpec(_Spec):
         Staggered designs: weight of readiness (SD units) against unit-level noise (SD 1) in
         the start order; 0 = starts unrelated to readiness.
     ta_months : int
-        Length of every engagement in months (starting two weeks after the first wave).
+        Length of every engagement in months (starting two weeks after the first wave; in
+        stepped-wedge and staggered designs three weeks after the unit's last wave before
+        its step, i.e. after that wave's observations).
     attrition : float
         Per-wave probability that a respondent drops out for good after the first wave.
     attrition_mechanism : {"mcar", "mar"}
@@ -179,17 +184,25 @@ class SimulationSpec(_Spec):
     encounter_logs: bool = True
     responses: Literal["items", "scores"] = "items"
 
-    @model_validator(mode="after")
-    def _check_steps(self) -> SimulationSpec:
-        if self.n_steps is not None and self.n_steps > self.n_waves - 1:
-            raise ValueError(f"n_steps ({self.n_steps}) must be at most n_waves - 1 "
-                             f"({self.n_waves - 1}): every step starts after a wave")
-        return self
     outcomes: tuple[OutcomeSpec, ...] = (
         OutcomeSpec(),
         OutcomeSpec(measure_id="capacity", n_items=7, reliability=0.88, intercept=3.0,
                     slope=0.04, arm_slope=0.06, post_slope_change=-0.02),
     )
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> SimulationSpec:
+        if self.assignment not in ("stepped_wedge", "staggered"):
+            return self
+        steps = self.n_steps or self.n_waves - 1
+        if steps > self.n_waves - 1:
+            raise ValueError(f"n_steps ({steps}) must be at most n_waves - 1 "
+                             f"({self.n_waves - 1}): every step starts after a wave")
+        units = (self.n_providers if self.rollout_unit == "provider"
+                 else self.n_providers * self.orgs_per_provider)
+        if units < steps:
+            raise ValueError(f"{units} {self.rollout_unit} units cannot fill {steps} steps")
+        return self
 
 
 def _add_months(d: dt.date, months: int) -> dt.date:
