@@ -19,7 +19,7 @@ import numpy as np
 from scipy import linalg
 
 from ._deviance import Blocks, Factor, selected_inverse_full
-from ._linalg import bltmul, bltsolve, bmm, bmv, bsum_abt, btdot, segsum
+from ._linalg import bltmul, bltsolve, bmm, bmv, bsum_aMbt, btdot, segsum
 from ._structure import Structure
 
 __all__ = ["deviance_gradient"]
@@ -82,7 +82,7 @@ def deviance_gradient(
         S2.append(Zte[li].T @ U[li][:, :, 0])
         if reml:
             F = blocks.ZtXy[li][:, :, :p] - ZZT[li]
-            S3.append(bsum_abt(bmm(TX[li], Ainv), F))
+            S3.append(bsum_aMbt(TX[li], Ainv, F))
     grad = np.empty(len(struct.theta_level))
     nr = (n - p) if reml else n
     for k in range(len(grad)):

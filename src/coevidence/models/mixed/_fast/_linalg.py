@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "bchol", "bcongr", "bltsolve", "blsolve", "bmm", "btdot", "bltmul", "bmv", "bsum_abt", "segsum",
+    "bchol", "bcongr", "bltsolve", "blsolve", "bmm", "btdot", "bltmul", "bmv", "bsum_abt", "bsum_aMbt",
+    "segsum",
 ]
 
 
@@ -103,18 +104,10 @@ def segsum(A: np.ndarray, starts: np.ndarray, n_out: int) -> np.ndarray:
 
 
 def bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``A_g B_g`` for every group; B may be one matrix shared by all groups.
-
-    ``np.matmul`` on a stack of tiny matrices makes one BLAS call per group; this loops over
-    the (small) inner dimension instead, each step one broadcast multiply-add over all groups.
-    """
-    k = A.shape[-1]
+    """``A_g B_g`` for every group; B may be one matrix shared by all groups."""
     if B.ndim == 2:
         return np.einsum("gak,kb->gab", A, B)
-    out = A[:, :, 0, None] * B[:, None, 0, :]
-    for j in range(1, k):
-        out += A[:, :, j, None] * B[:, None, j, :]
-    return out
+    return np.matmul(A, B)
 
 
 def bmv(A: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -130,3 +123,14 @@ def bsum_abt(A: np.ndarray, B: np.ndarray) -> np.ndarray:
         for j in range(b):
             out[i, j] = np.einsum("gk,gk->", A[:, i, :], B[:, j, :])
     return out
+
+
+def bsum_aMbt(A: np.ndarray, M: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``sum_g A_g M B_g'`` for stacks A (G, a, k), B (G, b, k) and one (k, k) matrix M.
+
+    One GEMM forms ``sum_g vec(A_g) vec(B_g)'`` ((a k) x (b k)); M is applied to that.
+    """
+    G, a, k = A.shape
+    b = B.shape[1]
+    C = np.ascontiguousarray(A).reshape(G, a * k).T @ np.ascontiguousarray(B).reshape(G, b * k)
+    return np.einsum("ikjl,kl->ij", C.reshape(a, k, b, k), M)

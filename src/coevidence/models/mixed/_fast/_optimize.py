@@ -73,7 +73,7 @@ def _newton_polish(fg, x, lower, attempts, xs, canon, max_iter: int = 2) -> None
     f, g = cf(x)
     scaled = np.full(len(x), np.inf)
     message = "Newton steps on the free parameters from the best attempt"
-    for it in range(max_iter + 1):
+    for _ in range(max_iter):
         free = ~((x <= lower + 1e-10) & (g > 0))
         idx = np.flatnonzero(free)
         if not len(idx):
@@ -86,13 +86,7 @@ def _newton_polish(fg, x, lower, attempts, xs, canon, max_iter: int = 2) -> None
             message = "Hessian not positive definite at the answer"
             scaled = np.full(len(x), np.inf)
             break
-        scaled = np.zeros(len(x))
-        scaled[idx] = linalg.solve_triangular(R, g[idx], lower=True)
-        if it == max_iter:
-            break
         step = -linalg.cho_solve((R, True), g[idx])
-        if np.max(np.abs(step)) < 1e-10 * max(1.0, float(np.max(np.abs(x)))):
-            break
         t, moved = 1.0, False
         while t > 1e-3:
             xn = x.copy()
@@ -102,7 +96,10 @@ def _newton_polish(fg, x, lower, attempts, xs, canon, max_iter: int = 2) -> None
                 x, f, g, moved = xn, fn, gn, True
                 break
             t *= 0.25
-        if not moved:
+        # the scaled gradient at the (new) point, with the Hessian just computed
+        scaled = np.zeros(len(x))
+        scaled[idx] = linalg.solve_triangular(R, g[idx], lower=True)
+        if not moved or np.max(np.abs(t * step)) < 1e-6 * max(1.0, float(np.max(np.abs(x)))):
             break
     xc = canon(x)
     if not np.array_equal(xc, x):

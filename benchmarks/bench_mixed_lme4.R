@@ -1,0 +1,31 @@
+# lme4 side of benchmarks/bench_mixed.py: fit one simulated TA growth design and print JSON.
+# Usage: Rscript bench_mixed_lme4.R data.csv levels repeats
+# Timing covers lmer() only (the CSV is read and ids made factors beforehand); best of `repeats`.
+suppressPackageStartupMessages({library(lme4); library(jsonlite)})
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1])
+levels <- as.integer(args[2])
+repeats <- as.integer(args[3])
+d$ta_model <- factor(d$ta_model, levels = c("push", "co_creation", "hybrid"))
+d$org_id <- factor(d$org_id)
+d$provider_id <- factor(d$provider_id)
+f <- if (levels == 2) {
+  y ~ time * ta_model + (time | org_id)
+} else {
+  y ~ time * ta_model + (time | org_id) + (1 | provider_id)
+}
+times <- numeric(0)
+for (r in seq_len(repeats)) {
+  gc()
+  tm <- system.time(m <- lmer(f, d, REML = TRUE))
+  times <- c(times, unname(tm["elapsed"]))
+}
+vc <- VarCorr(m)
+cat(toJSON(list(
+  times = I(times),
+  beta = unname(fixef(m)), fixed_names = names(fixef(m)),
+  covariances = lapply(names(vc), function(g) unname(as.matrix(vc[[g]]))),
+  sigma2 = sigma(m)^2, loglik = as.numeric(logLik(m)), theta = unname(getME(m, "theta")),
+  singular = isSingular(m), messages = m@optinfo$conv$lme4$messages,
+  lme4_version = as.character(packageVersion("lme4")), R_version = R.version.string
+), digits = NA, auto_unbox = TRUE))
