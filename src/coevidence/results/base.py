@@ -11,9 +11,11 @@ import html
 from abc import ABC, abstractmethod
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-__all__ = ["ResultBase", "TIDY_COLUMNS"]
+__all__ = ["ResultBase", "TIDY_COLUMNS", "tidy_frame", "wald_tests"]
 
 #: Columns of every ``tidy()`` frame, in order (broom's vocabulary in snake_case).
 TIDY_COLUMNS = (
@@ -26,6 +28,71 @@ TIDY_COLUMNS = (
     "conf_low",
     "conf_high",
 )
+
+
+def wald_tests(
+    estimate: np.ndarray | float,
+    std_error: np.ndarray | float,
+    df: np.ndarray | float = np.inf,
+    conf_level: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Statistic, two-sided p-value and confidence limits of ``estimate / std_error``.
+
+    A t reference distribution where ``df`` is finite, the standard normal where it is
+    infinite or missing (z tests), element by element.
+
+    Returns
+    -------
+    statistic, p_value, conf_low, conf_high : numpy.ndarray
+
+    Examples
+    --------
+    >>> stat, p, lo, hi = wald_tests(2.0, 1.0, df=10)
+    >>> round(float(p), 4), round(float(lo), 3)
+    (0.0734, -0.228)
+    """
+    if not 0 < conf_level < 1:
+        raise ValueError(f"conf_level must be in (0, 1), got {conf_level}")
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    df = np.broadcast_to(np.asarray(df, dtype=float), np.broadcast(est, se).shape)
+    stat = est / se
+    finite = np.isfinite(df)
+    dfx = np.where(finite, df, 1.0)
+    p = np.where(finite, 2 * stats.t.sf(np.abs(stat), dfx), 2 * stats.norm.sf(np.abs(stat)))
+    q = np.where(finite, stats.t.ppf(0.5 + conf_level / 2, dfx), stats.norm.ppf(0.5 + conf_level / 2))
+    return stat, p, est - q * se, est + q * se
+
+
+def tidy_frame(
+    term: object,
+    estimate: np.ndarray,
+    std_error: np.ndarray,
+    df: np.ndarray | float = np.inf,
+    conf_level: float = 0.95,
+) -> pd.DataFrame:
+    """A ``tidy()`` frame with :data:`TIDY_COLUMNS` from estimates, SEs and df.
+
+    Tests and intervals come from :func:`wald_tests` (t with finite df, z otherwise).
+
+    Examples
+    --------
+    >>> tidy_frame(["a"], [1.0], [0.5]).columns.tolist() == list(TIDY_COLUMNS)
+    True
+    """
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    stat, p, lo, hi = wald_tests(est, se, df, conf_level)
+    return pd.DataFrame({
+        "term": list(term),  # type: ignore[call-overload]
+        "estimate": est,
+        "std_error": se,
+        "statistic": stat,
+        "df": np.broadcast_to(np.asarray(df, dtype=float), est.shape),
+        "p_value": p,
+        "conf_low": lo,
+        "conf_high": hi,
+    })[list(TIDY_COLUMNS)]
 
 
 class ResultBase(ABC):

@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from coevidence.results.base import TIDY_COLUMNS, ResultBase
+from coevidence.results.base import ResultBase, tidy_frame
 
 __all__ = ["EffectTable", "EventStudyDiagnostics", "EventStudyResult"]
 
@@ -87,21 +86,7 @@ class EffectTable(ResultBase):
 
     def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
         """One row per effect; pointwise normal intervals (``uniform_*`` columns in ``frame()``)."""
-        z = self.estimate / self.std_error
-        q = stats.norm.ppf(0.5 + conf_level / 2)
-        out = pd.DataFrame(
-            {
-                "term": self.terms,
-                "estimate": self.estimate,
-                "std_error": self.std_error,
-                "statistic": z,
-                "df": np.inf,
-                "p_value": 2 * stats.norm.sf(np.abs(z)),
-                "conf_low": self.estimate - q * self.std_error,
-                "conf_high": self.estimate + q * self.std_error,
-            }
-        )
-        return out[list(TIDY_COLUMNS)]
+        return tidy_frame(self.terms, self.estimate, self.std_error, np.inf, conf_level)
 
     def frame(self, conf_level: float = 0.95) -> pd.DataFrame:
         """``tidy()`` plus descriptive columns (event time, group, level, uniform band)."""

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from coevidence.results.base import TIDY_COLUMNS, ResultBase, _frame_html
+from coevidence.results.base import ResultBase, _frame_html, tidy_frame
 
 __all__ = ["MixedDiagnostics", "MixedResult"]
 
@@ -177,22 +177,7 @@ class MixedResult(ResultBase):
         level = self.conf_level if conf_level is None else float(conf_level)
         est = self._fit.beta
         se = np.sqrt(np.diag(self._inf.vcov))
-        df = self._inf.df
-        stat = est / se
-        p, lo, hi = _tests(est, se, df, level)
-        frame = pd.DataFrame(
-            {
-                "term": list(self._problem.fixed_names),
-                "estimate": est,
-                "std_error": se,
-                "statistic": stat,
-                "df": df,
-                "p_value": p,
-                "conf_low": lo,
-                "conf_high": hi,
-            }
-        )
-        return frame[list(TIDY_COLUMNS)]
+        return tidy_frame(self._problem.fixed_names, est, se, self._inf.df, level)
 
     @cached_property
     def _ngroups(self) -> dict[str, int]:
@@ -427,15 +412,6 @@ class MixedResult(ResultBase):
             parts.append(f"<p><strong>Fit problems</strong></p><ul>{items}</ul>")
         parts.append("</div>")
         return "".join(parts)
-
-
-def _tests(est, se, df, level):
-    df = np.asarray(df, dtype=float)
-    stat = np.asarray(est) / np.asarray(se)
-    finite = np.isfinite(df)
-    p = np.where(finite, 2 * stats.t.sf(np.abs(stat), np.where(finite, df, 1.0)), 2 * stats.norm.sf(np.abs(stat)))
-    q = np.where(finite, stats.t.ppf(0.5 + level / 2, np.where(finite, df, 1.0)), stats.norm.ppf(0.5 + level / 2))
-    return p, est - q * se, est + q * se
 
 
 def _as_fitted_types(fitted: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:

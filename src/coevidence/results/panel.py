@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from coevidence.results.base import TIDY_COLUMNS, ResultBase
+from coevidence.results.base import TIDY_COLUMNS, ResultBase, tidy_frame, wald_tests
 
 __all__ = ["PanelDiagnostics", "PanelResult", "TestResult"]
 
@@ -161,19 +160,7 @@ class PanelResult(ResultBase):
         est = self.params.to_numpy()
         se = self.std_errors.to_numpy()
         df = self.df.to_numpy(dtype=float)
-        stat = est / se
-        finite = np.isfinite(df)
-        p = np.where(
-            finite,
-            2 * stats.t.sf(np.abs(stat), np.where(finite, df, 1.0)),
-            2 * stats.norm.sf(np.abs(stat)),
-        )
-        q = np.where(
-            finite,
-            stats.t.ppf(0.5 + conf_level / 2, np.where(finite, df, 1.0)),
-            stats.norm.ppf(0.5 + conf_level / 2),
-        )
-        lo, hi = est - q * se, est + q * se
+        stat, p, lo, hi = wald_tests(est, se, df, conf_level)
         if self._bootstrap is not None:
             if not math.isclose(conf_level, self._bootstrap["conf_level"]):
                 raise ValueError(
@@ -331,22 +318,7 @@ class TestResult(ResultBase):
     def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
         """Per-term pieces with normal-based intervals (differences and their SEs)."""
         t = self._terms
-        est, se = t["estimate"].to_numpy(float), t["std_error"].to_numpy(float)
-        z = est / se
-        q = stats.norm.ppf(0.5 + conf_level / 2)
-        out = pd.DataFrame(
-            {
-                "term": t["term"].astype(str),
-                "estimate": est,
-                "std_error": se,
-                "statistic": z,
-                "df": np.inf,
-                "p_value": 2 * stats.norm.sf(np.abs(z)),
-                "conf_low": est - q * se,
-                "conf_high": est + q * se,
-            }
-        )
-        return out[list(TIDY_COLUMNS)]
+        return tidy_frame(t["term"].astype(str), t["estimate"], t["std_error"], np.inf, conf_level)
 
     def glance(self) -> pd.DataFrame:
         """One row: test name, statistic, df, p-value, reference distribution."""

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from coevidence.results.base import TIDY_COLUMNS, ResultBase
+from coevidence.results.base import ResultBase, tidy_frame
 
 __all__ = ["SteppedWedgeResult"]
 
@@ -55,27 +53,8 @@ class SteppedWedgeResult(ResultBase):
     def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
         """One row per effect (exposure times, TATE, LTE or the single treatment effect)."""
         t = self._table
-        est, se, df = (t[c].to_numpy(float) for c in ("estimate", "std_error", "df"))
-        stat = est / se
-        fin = np.isfinite(df)
-        dfx = np.where(fin, df, 1.0)
-        p = np.where(fin, 2 * stats.t.sf(np.abs(stat), dfx), 2 * stats.norm.sf(np.abs(stat)))
-        q = np.where(
-            fin, stats.t.ppf(0.5 + conf_level / 2, dfx), stats.norm.ppf(0.5 + conf_level / 2)
-        )
-        out = pd.DataFrame(
-            {
-                "term": t["term"],
-                "estimate": est,
-                "std_error": se,
-                "statistic": stat,
-                "df": df,
-                "p_value": p,
-                "conf_low": est - q * se,
-                "conf_high": est + q * se,
-            }
-        )
-        return out[list(TIDY_COLUMNS)]
+        return tidy_frame(t["term"], t["estimate"], t["std_error"], t["df"].to_numpy(float),
+                          conf_level)
 
     def glance(self) -> pd.DataFrame:
         """One row: model, cluster effects, covariance, df method, sizes."""

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from coevidence.results.base import wald_tests
 
 from coevidence.exceptions import ModelSpecificationError
 from coevidence.results.mixed import MixedResult
@@ -73,16 +74,9 @@ def _row(result: MixedResult, L: np.ndarray, label: str, time, level: float) -> 
     est = float(L @ result.params.to_numpy())
     se = float(np.sqrt(L @ result.vcov.to_numpy() @ L))
     df = result.df_for(L)
-    stat = est / se
-    if np.isfinite(df):
-        p = 2 * stats.t.sf(abs(stat), df)
-        q = stats.t.ppf(0.5 + level / 2, df)
-    else:
-        p = 2 * stats.norm.sf(abs(stat))
-        q = stats.norm.ppf(0.5 + level / 2)
+    stat, p, lo, hi = (float(v) for v in wald_tests(est, se, df, level))
     return {"contrast": label, "time": time, "estimate": est, "std_error": se,
-            "statistic": stat, "df": df, "p_value": p, "conf_low": est - q * se,
-            "conf_high": est + q * se}
+            "statistic": stat, "df": df, "p_value": p, "conf_low": lo, "conf_high": hi}
 
 
 def contrast(
