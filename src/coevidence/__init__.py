@@ -14,7 +14,7 @@ Examples
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -96,6 +96,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return __all__
 
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from coevidence.exceptions import CoevidenceError, CoevidenceWarning, StudyValidationError

@@ -8,8 +8,6 @@ below. Every table has a stable snake_case name and column set.
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from coevidence.data.frames import Column, FrameSpec
 from coevidence.schemas._base import Record
 from coevidence.schemas.actors import Identifier, Organization, Provider, Respondent
@@ -18,10 +16,10 @@ from coevidence.schemas.engagement import (
     Agreement,
     Component,
     Encounter,
+    EngagementHeader,
     EngagementPhase,
     RelationshipRating,
 )
-from coevidence.schemas.enums import TAModel
 
 __all__ = [
     "ENGAGEMENT_PARTS",
@@ -32,24 +30,9 @@ __all__ = [
     "EngagementRow",
 ]
 
-import datetime as dt
 
-
-class EngagementRow(Record):
-    """One row of the ``engagements`` table: an engagement without its nested logs.
-
-    ``provider_ids`` is written as ``;``-separated ids in CSV files.
-    """
-
-    id: str = Identifier
-    org_id: str = Identifier
-    provider_ids: tuple[str, ...] = Field(min_length=1)
-    ta_model: TAModel
-    start_date: dt.date
-    end_date: dt.date | None = None
-    joint_diagnosis: bool = False
-    data_system_support: bool = False
-    strategy: str = ""
+#: One row of the ``engagements`` table: an engagement without its nested logs.
+EngagementRow = EngagementHeader
 
 
 def _with_engagement_id(model: type[Record]) -> type[Record]:

@@ -27,6 +27,7 @@ from coevidence.schemas.enums import (
 
 __all__ = [
     "Adaptation",
+    "EngagementHeader",
     "Agreement",
     "Component",
     "Encounter",
@@ -241,7 +242,31 @@ class RelationshipRating(Record):
         return self
 
 
-class Engagement(Record):
+class EngagementHeader(Record):
+    """An engagement's own fields, without its nested logs (one row of the ``engagements`` table).
+
+    See :class:`Engagement` for the fields; ``provider_ids`` is written as ``;``-separated ids
+    in CSV files.
+
+    Examples
+    --------
+    >>> EngagementHeader(id="E1", org_id="O1", provider_ids=("P1",), ta_model="push",
+    ...                  start_date="2024-01-01").end_date is None
+    True
+    """
+
+    id: str = Identifier
+    org_id: str = Identifier
+    provider_ids: tuple[str, ...] = Field(min_length=1)
+    ta_model: TAModel
+    start_date: dt.date
+    end_date: dt.date | None = None
+    joint_diagnosis: bool = False
+    data_system_support: bool = False
+    strategy: str = ""
+
+
+class Engagement(EngagementHeader):
     """A TA engagement between provider(s) and one organisation.
 
     Parameters
@@ -277,15 +302,6 @@ class Engagement(Record):
     1.4948665297741273
     """
 
-    id: str = Identifier
-    org_id: str = Identifier
-    provider_ids: tuple[str, ...] = Field(min_length=1)
-    ta_model: TAModel
-    start_date: dt.date
-    end_date: dt.date | None = None
-    joint_diagnosis: bool = False
-    data_system_support: bool = False
-    strategy: str = ""
     phases: tuple[EngagementPhase, ...] = ()
     encounters: tuple[Encounter, ...] = ()
     components: tuple[Component, ...] = ()
