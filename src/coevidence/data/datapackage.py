@@ -148,8 +148,10 @@ def write_study(study: Study, path: str | Path, *, format: Literal["csv", "csv.g
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    # gzip with mtime 0: the same study always writes the same bytes
+    compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
     frame.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.17g",
-                 lineterminator="\n")
+                 lineterminator="\n", compression=compression)
 
 
 def read_study(path: str | Path) -> Study:
