@@ -174,19 +174,26 @@ def constraint_text(metadata: list[Any]) -> str:
 
 
 def docstring_params(cls: type) -> dict[str, str]:
-    """Parameter/attribute descriptions from a numpydoc class docstring."""
+    """Parameter/attribute descriptions from numpydoc class docstrings.
+
+    The class's own docstring first, then its bases' (a record extending another documents
+    only the fields it adds).
+    """
     from numpydoc.docscrape import NumpyDocString
 
-    doc = inspect.getdoc(cls) or ""
-    try:
-        parsed = NumpyDocString(doc)
-    except Exception:  # noqa: BLE001 - a malformed docstring only loses descriptions
-        return {}
     out: dict[str, str] = {}
-    for section in ("Parameters", "Attributes", "Other Parameters"):
-        for param in parsed[section]:
-            for name in param.name.split(","):
-                out.setdefault(name.strip(), " ".join(param.desc).strip())
+    for klass in cls.__mro__:
+        doc = klass.__dict__.get("__doc__") or ""
+        if not doc.strip():
+            continue
+        try:
+            parsed = NumpyDocString(inspect.cleandoc(doc))
+        except Exception:  # noqa: BLE001 - a malformed docstring only loses descriptions
+            continue
+        for section in ("Parameters", "Attributes", "Other Parameters"):
+            for param in parsed[section]:
+                for name in param.name.split(","):
+                    out.setdefault(name.strip(), " ".join(param.desc).strip())
     return out
 
 

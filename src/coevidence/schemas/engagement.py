@@ -245,29 +245,7 @@ class RelationshipRating(Record):
 class EngagementHeader(Record):
     """An engagement's own fields, without its nested logs (one row of the ``engagements`` table).
 
-    See :class:`Engagement` for the fields; ``provider_ids`` is written as ``;``-separated ids
-    in CSV files.
-
-    Examples
-    --------
-    >>> EngagementHeader(id="E1", org_id="O1", provider_ids=("P1",), ta_model="push",
-    ...                  start_date="2024-01-01").end_date is None
-    True
-    """
-
-    id: str = Identifier
-    org_id: str = Identifier
-    provider_ids: tuple[str, ...] = Field(min_length=1)
-    ta_model: TAModel
-    start_date: dt.date
-    end_date: dt.date | None = None
-    joint_diagnosis: bool = False
-    data_system_support: bool = False
-    strategy: str = ""
-
-
-class Engagement(EngagementHeader):
-    """A TA engagement between provider(s) and one organisation.
+    ``provider_ids`` is written as ``;``-separated ids in CSV files.
 
     Parameters
     ----------
@@ -290,6 +268,33 @@ class Engagement(EngagementHeader):
         Whether support for data systems was given.
     strategy : str
         Named strategy and ERIC code(s), free text.
+
+    Examples
+    --------
+    >>> EngagementHeader(id="E1", org_id="O1", provider_ids=("P1",), ta_model="push",
+    ...                  start_date="2024-01-01").end_date is None
+    True
+    """
+
+    id: str = Identifier
+    org_id: str = Identifier
+    provider_ids: tuple[str, ...] = Field(min_length=1)
+    ta_model: TAModel
+    start_date: dt.date
+    end_date: dt.date | None = None
+    joint_diagnosis: bool = False
+    data_system_support: bool = False
+    strategy: str = ""
+
+
+class Engagement(EngagementHeader):
+    """A TA engagement between provider(s) and one organisation, with its logs.
+
+    Has every field of :class:`EngagementHeader` (id, org_id, provider_ids, ta_model,
+    start_date, end_date, joint_diagnosis, data_system_support, strategy) plus the logs below.
+
+    Parameters
+    ----------
     phases, encounters, components, adaptations, agreements, relationship_ratings
         The engagement's dated phases, encounter log, components (with order and date
         introduced), FRAME adaptations, agreements set at the outset and relationship ratings.
