@@ -247,3 +247,40 @@ def test_fast_varpar_layout_matches_lmertest_convention():
     bad[1] = 10 * np.sqrt(bad[0] * bad[2])
     assert np.isnan(fit.objective_at(bad))
     assert np.isnan(fit.vcov_at(bad)).all()
+
+
+def test_fast_multicolumn_uncorrelated_term_equals_split_terms():
+    """A diagonal (correlated=False) 2-column term is the same model as two 1-column terms."""
+    problem = nested_problem(seed=2)
+    unit = problem.terms[0]
+    diag = RandomTerm(unit.group, unit.codes, unit.levels, unit.columns, unit.Z, False)
+    split = (
+        RandomTerm(unit.group, unit.codes, unit.levels, unit.columns[:1], unit.Z[:, :1], False),
+        RandomTerm(unit.group, unit.codes, unit.levels, unit.columns[1:], unit.Z[:, 1:], False),
+    )
+    p_diag = MixedProblem(problem.y, problem.X, problem.fixed_names,
+                          (diag, *problem.terms[1:]))
+    p_split = MixedProblem(problem.y, problem.X, problem.fixed_names,
+                           (*split, *problem.terms[1:]))
+    a, b = FastEngine().fit(p_diag), FastEngine().fit(p_split)
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)
+    np.testing.assert_allclose(a.beta, b.beta, rtol=1e-7)
+    assert a.covariances[0][0, 1] == 0.0
+    np.testing.assert_allclose(np.diag(a.covariances[0]),
+                               [b.covariances[0][0, 0], b.covariances[1][0, 0]], rtol=1e-5)
+    # reported theta and varpar keep the full lower triangle (the off-diagonal is exactly 0)
+    assert len(a.theta) == len(theta_lower(p_diag)) == 3 + 3 + 1 + 1
+    assert a.theta[1] == 0.0
+    assert len(a.varpar) == 3 + 3 + 1 + 1 + 1 and a.varpar[1] == 0.0
+    assert a.objective_at(a.varpar) == pytest.approx(a.objective, rel=1e-12)
+
+
+def test_fast_nested_slash_syntax_equals_explicit_terms():
+    """(1 | provider_id/org_id) is (1 | org_id:provider_id) + (1 | provider_id)."""
+    data = data_for("ta3")
+    a = FastEngine().fit(build("y ~ time * ta_model + (1 | provider_id/org_id)", data, True))
+    b = FastEngine().fit(build("y ~ time * ta_model + (1 | org_id) + (1 | provider_id)", data,
+                               True))
+    assert a.objective == pytest.approx(b.objective, rel=1e-12)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-6)
+    np.testing.assert_allclose(a.beta, b.beta, rtol=1e-9)

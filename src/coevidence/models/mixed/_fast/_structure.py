@@ -46,6 +46,32 @@ class Structure:
     theta_col: np.ndarray  # theta element -> column in that level's Lambda
     lower: np.ndarray  # lme4 lower bounds (0 on diagonals, -inf elsewhere)
     theta_term: np.ndarray  # theta element -> problem term index
+    term_order: list[int]  # problem term indices in lme4's order
+    term_level: dict[int, tuple[int, slice]]  # problem term -> (level, columns in the level)
+
+    def report_theta(self, theta: np.ndarray) -> np.ndarray:
+        """theta as reported: per term (lme4 order) the full lower triangle, column-major.
+
+        Equal to the optimisation vector except for a multi-column *uncorrelated* term (not
+        an lme4 structure), whose structurally zero off-diagonal elements are included so that
+        every term contributes k (k + 1) / 2 elements.
+        """
+        lams = self.lambdas(theta)
+        out: list[float] = []
+        for t_i in self.term_order:
+            li, sl = self.term_level[t_i]
+            lam = lams[li][sl, sl]
+            k = lam.shape[0]
+            out.extend(lam[r, c] for c in range(k) for r in range(c, k))
+        return np.asarray(out, float)
+
+    def report_lower(self) -> np.ndarray:
+        """lme4's bounds in the layout of :meth:`report_theta`."""
+        out: list[float] = []
+        for t_i in self.term_order:
+            k = self.term_level[t_i][1].stop - self.term_level[t_i][1].start
+            out.extend(0.0 if r == c else -np.inf for c in range(k) for r in range(c, k))
+        return np.asarray(out)
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per-level relative covariance factors Lambda_i (q_i x q_i) from theta."""
@@ -179,7 +205,8 @@ def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
             slice_of_term[t_i] = sl
     n_used = [levels[level_of_term[t_i]].G for t_i in range(len(terms))]
     t_level, t_row, t_col, t_term = [], [], [], []
-    for t_i in lme4_term_order(n_used):
+    order = lme4_term_order(n_used)
+    for t_i in order:
         t = terms[t_i]
         k = len(t.columns)
         off = slice_of_term[t_i].start
@@ -204,6 +231,8 @@ def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
             theta_col=t_col_a,
             lower=lower,
             theta_term=np.array(t_term),
+            term_order=order,
+            term_level={t: (level_of_term[t], slice_of_term[t]) for t in range(len(terms))},
         ),
         "",
     )

@@ -65,7 +65,7 @@ def theta_lower(problem: MixedProblem) -> np.ndarray:
     struct, reason = analyse(problem)
     if struct is None:
         raise ModelSpecificationError(reason)
-    return struct.lower.copy()
+    return struct.report_lower()
 
 
 def is_singular(fit: EngineFit, problem: MixedProblem, tol: float = SINGULAR_TOL) -> bool:
@@ -186,7 +186,7 @@ class FastEngine:
             vcov_beta=vcov,
             covariances=covs,
             sigma2=float(sigma2),
-            theta=np.asarray(theta, float),
+            theta=struct.report_theta(theta),
             loglik=-0.5 * objective,
             objective=float(objective),
             ranef=ranef,
@@ -238,12 +238,9 @@ class FastEngine:
     @staticmethod
     def _varpar(problem, covs, sigma2) -> np.ndarray:
         out: list[float] = []
-        for term, S in zip(problem.terms, covs, strict=True):
+        for S in covs:  # the contract: full lower triangle, row-major, for every term
             k = S.shape[0]
-            if term.correlated and k > 1:
-                out.extend(S[r, c] for r in range(k) for c in range(r + 1))
-            else:
-                out.extend(np.diag(S))
+            out.extend(S[r, c] for r in range(k) for c in range(r + 1))
         out.append(sigma2)
         return np.asarray(out, float)
 
@@ -257,14 +254,10 @@ class FastEngine:
         for t_i, term in enumerate(problem.terms):
             k = len(term.columns)
             S = np.zeros((k, k))
-            if term.correlated and k > 1:
-                for r in range(k):
-                    for c in range(r + 1):
-                        S[r, c] = S[c, r] = vp[pos]
-                        pos += 1
-            else:
-                S[np.arange(k), np.arange(k)] = vp[pos : pos + k]
-                pos += k
+            for r in range(k):
+                for c in range(r + 1):
+                    S[r, c] = S[c, r] = vp[pos]
+                    pos += 1
             F = _psd_factor(S / s2)
             if F is None:
                 return None, s2
