@@ -40,7 +40,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_mixed_design import FORMULAS, simulate  # noqa: E402
+from bench_mixed_design import FORMULAS, simulate
 
 
 # ------------------------------------------------------------------------------ workers
@@ -78,10 +78,17 @@ def worker_fast(n: int, levels: int, repeats: int) -> dict:
         del problem
     problem, _ = build_problem(FORMULAS[levels], df, reml=True)
     return {
-        "times": times, "fit_times": fit_times, "rss_before_mb": base, "peak_rss_mb": peak,
-        "beta": fit.beta.tolist(), "covariances": [c.tolist() for c in fit.covariances],
-        "sigma2": fit.sigma2, "loglik": fit.loglik, "theta": fit.theta.tolist(),
-        "converged": fit.converged, "singular": is_singular(fit, problem),
+        "times": times,
+        "fit_times": fit_times,
+        "rss_before_mb": base,
+        "peak_rss_mb": peak,
+        "beta": fit.beta.tolist(),
+        "covariances": [c.tolist() for c in fit.covariances],
+        "sigma2": fit.sigma2,
+        "loglik": fit.loglik,
+        "theta": fit.theta.tolist(),
+        "converged": fit.converged,
+        "singular": is_singular(fit, problem),
         "n_evaluations": sum(a.n_evaluations for a in fit.attempts),
         "attempts": [a.optimizer for a in fit.attempts],
     }
@@ -99,23 +106,38 @@ def worker_statsmodels(n: int, levels: int, repeats: int) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if levels == 2:
-                model = smf.mixedlm("y ~ time * ta_model", df, groups="org_id",
-                                    re_formula="~time")
+                model = smf.mixedlm("y ~ time * ta_model", df, groups="org_id", re_formula="~time")
             else:  # uncorrelated org intercept and slope as variance components
-                model = smf.mixedlm("y ~ time * ta_model", df, groups="provider_id",
-                                    re_formula="1",
-                                    vc_formula={"org": "0 + C(org_id)",
-                                                "org_time": "0 + C(org_id):time"})
+                model = smf.mixedlm(
+                    "y ~ time * ta_model",
+                    df,
+                    groups="provider_id",
+                    re_formula="1",
+                    vc_formula={"org": "0 + C(org_id)", "org_time": "0 + C(org_id):time"},
+                )
             res = model.fit(reml=True)
         times.append(time.perf_counter() - t0)
-    return {"times": times, "beta": np.asarray(res.fe_params).tolist(),
-            "converged": bool(res.converged)}
+    return {
+        "times": times,
+        "beta": np.asarray(res.fe_params).tolist(),
+        "converged": bool(res.converged),
+    }
 
 
 # ------------------------------------------------------------------------------ driver
 def _run_worker(kind: str, n: int, levels: int, repeats: int, timeout: float | None) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--n", str(n),
-           "--levels", str(levels), "--repeats", str(repeats)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--n",
+        str(n),
+        "--levels",
+        str(levels),
+        "--repeats",
+        str(repeats),
+    ]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -137,8 +159,12 @@ def _run_lme4(csv: Path, levels: int, repeats: int) -> dict:
 def _lme4_available() -> bool:
     if shutil.which("Rscript") is None:
         return False
-    r = subprocess.run(["Rscript", "-e", "library(lme4); library(jsonlite)"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["Rscript", "-e", "library(lme4); library(jsonlite)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return r.returncode == 0
 
 
@@ -152,9 +178,12 @@ def _differences(fast: dict, ref: dict) -> dict:
         scale = np.sqrt(np.outer(np.diag(R), np.diag(R)))
         d_vc = max(d_vc, float(np.max(np.abs(S - R) / scale)))
     d_vc = max(d_vc, abs(fast["sigma2"] - ref["sigma2"]) / ref["sigma2"])
-    return {"beta_rel": d_beta, "varcomp_rel": d_vc,
-            "loglik_abs": abs(fast["loglik"] - ref["loglik"]),
-            "loglik_fast_minus_lme4": fast["loglik"] - ref["loglik"]}
+    return {
+        "beta_rel": d_beta,
+        "varcomp_rel": d_vc,
+        "loglik_abs": abs(fast["loglik"] - ref["loglik"]),
+        "loglik_fast_minus_lme4": fast["loglik"] - ref["loglik"],
+    }
 
 
 def _fmt_t(x: float | None) -> str:
@@ -175,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--levels", type=int, nargs="+", default=[2, 3], choices=[2, 3])
-    ap.add_argument("--sm-cap", type=float, default=240.0,
-                    help="seconds allowed to one statsmodels fit (default 240)")
+    ap.add_argument(
+        "--sm-cap",
+        type=float,
+        default=240.0,
+        help="seconds allowed to one statsmodels fit (default 240)",
+    )
     ap.add_argument("--no-statsmodels", action="store_true")
     ap.add_argument("--no-lme4", action="store_true")
     ap.add_argument("--worker", choices=["fast", "statsmodels"], help=argparse.SUPPRESS)
@@ -211,13 +244,16 @@ def main(argv: list[str] | None = None) -> int:
                     prev = sm_last.get(lev)
                     predicted = prev[1] * n / prev[0] if prev else 0.0
                     if prev and predicted > args.sm_cap:
-                        row["statsmodels"] = {"error": (
-                            f"skipped: {prev[1]:.0f} s at {prev[0]:,} rows predicts "
-                            f">= {predicted:.0f} s here, over the {args.sm_cap:.0f} s cap")}
+                        row["statsmodels"] = {
+                            "error": (
+                                f"skipped: {prev[1]:.0f} s at {prev[0]:,} rows predicts "
+                                f">= {predicted:.0f} s here, over the {args.sm_cap:.0f} s cap"
+                            )
+                        }
                     else:
-                        row["statsmodels"] = _run_worker("statsmodels", n, lev,
-                                                         1 if n >= 100_000 else repeats,
-                                                         args.sm_cap)
+                        row["statsmodels"] = _run_worker(
+                            "statsmodels", n, lev, 1 if n >= 100_000 else repeats, args.sm_cap
+                        )
                         if "times" in row["statsmodels"]:
                             sm_last[lev] = (n, min(row["statsmodels"]["times"]))
                         else:
@@ -248,23 +284,25 @@ def _print_row(row: dict) -> None:
     if r is not None:
         parts.append(f"lme4 {_fmt_t(_best(r))}" if "times" in r else f"lme4 ERROR {r['error']}")
     if s is not None:
-        parts.append(f"statsmodels {_fmt_t(_best(s))}" if "times" in s else
-                     f"statsmodels: {s['error']}")
+        parts.append(
+            f"statsmodels {_fmt_t(_best(s))}" if "times" in s else f"statsmodels: {s['error']}"
+        )
     print("  ".join(parts), f"[{row['load_before']}]", flush=True)
 
 
 def _table(rows: list[dict]) -> str:
-    head = ("| rows | levels | fast | lme4 | statsmodels | lme4 / fast | statsmodels / fast "
-            "| max rel. diff β | max rel. diff var. comp. | Δ logLik (fast − lme4) "
-            "| fast peak RSS (fit) |")
+    head = (
+        "| rows | levels | fast | lme4 | statsmodels | lme4 / fast | statsmodels / fast "
+        "| max rel. diff β | max rel. diff var. comp. | Δ logLik (fast − lme4) "
+        "| fast peak RSS (fit) |"
+    )
     lines = [head, "|" + "---|" * 11]
     notes = []
     for row in rows:
         f, r, s = row["fast"], row.get("lme4"), row.get("statsmodels")
         tf, tr, ts = _best(f), _best(r), _best(s)
         star = "*" if row["levels"] == 3 else ""
-        s_txt = _fmt_t(ts) + star if ts is not None else (
-            "not run" if s is None else "—†")
+        s_txt = _fmt_t(ts) + star if ts is not None else ("not run" if s is None else "—†")
         if s is not None and ts is None:
             notes.append(f"† {row['n']:,} rows, {row['levels']}-level: {s['error']}")
         d = row.get("diff", {})
@@ -280,11 +318,13 @@ def _table(rows: list[dict]) -> str:
             f"{db} | {dv} | {dl} | {mem} |"
         )
     lines.append("")
-    lines.append("fast = coevidence build_problem + FastEngine.fit (one BLAS thread); lme4 = "
-                 "lmer() (lme4 default nloptwrap); best of 3 below 1M rows. * statsmodels "
-                 "3-level: uncorrelated org intercept/slope (variance components), not the "
-                 "same model. Peak RSS: whole fast worker process during the fit (data "
-                 "included).")
+    lines.append(
+        "fast = coevidence build_problem + FastEngine.fit (one BLAS thread); lme4 = "
+        "lmer() (lme4 default nloptwrap); best of 3 below 1M rows. * statsmodels "
+        "3-level: uncorrelated org intercept/slope (variance components), not the "
+        "same model. Peak RSS: whole fast worker process during the fit (data "
+        "included)."
+    )
     lines.extend(notes)
     return "\n".join(lines)
 

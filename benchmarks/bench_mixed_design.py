@@ -30,13 +30,15 @@ def simulate(n_rows: int, seed: int = 2026) -> pd.DataFrame:
     a = rng.normal(0.0, 0.5, N_PROVIDERS)
     slope = 0.3 + np.where(model == "co_creation", 0.15, np.where(model == "hybrid", 0.05, 0.0))
     y = 3.0 + a[prov] + b[org, 0] + (slope + b[org, 1]) * time + rng.normal(0.0, 0.6, len(org))
-    return pd.DataFrame({
-        "y": y,
-        "time": time,
-        "ta_model": pd.Categorical(model, categories=list(MODELS)),
-        "org_id": org,
-        "provider_id": prov,
-    })
+    return pd.DataFrame(
+        {
+            "y": y,
+            "time": time,
+            "ta_model": pd.Categorical(model, categories=list(MODELS)),
+            "org_id": org,
+            "provider_id": prov,
+        }
+    )
 
 
 FORMULAS = {

@@ -28,8 +28,12 @@ def load_data(name: str) -> pd.DataFrame:
 
 
 def data_for(model_id: str) -> pd.DataFrame:
-    for prefix, file in (("sleepstudy", "sleepstudy.csv"), ("hsb82", "hsb82.csv"),
-                         ("early", "early.csv"), ("ta3", "ta3_growth.csv")):
+    for prefix, file in (
+        ("sleepstudy", "sleepstudy.csv"),
+        ("hsb82", "hsb82.csv"),
+        ("early", "early.csv"),
+        ("ta3", "ta3_growth.csv"),
+    ):
         if model_id.startswith(prefix):
             return load_data(file)
     raise KeyError(model_id)

@@ -21,8 +21,16 @@ def simulate(seed: int, n_prov: int, orgs: int, waves: int):
     t = np.tile(np.arange(waves, dtype=float), n_org)
     arm = (prov % 2).astype(float)
     b = rng.multivariate_normal([0, 0], [[1.0, -0.15], [-0.15, 0.2]], n_org)
-    y = (2 + 0.4 * t + 0.3 * arm + 0.2 * arm * t + rng.normal(0, 0.6, n_prov)[prov]
-         + b[org, 0] + b[org, 1] * t + rng.normal(0, 0.5, len(t)))
+    y = (
+        2
+        + 0.4 * t
+        + 0.3 * arm
+        + 0.2 * arm * t
+        + rng.normal(0, 0.6, n_prov)[prov]
+        + b[org, 0]
+        + b[org, 1] * t
+        + rng.normal(0, 0.5, len(t))
+    )
     return pd.DataFrame({"y": y, "t": t, "arm": arm, "org": org, "prov": prov})
 
 
@@ -32,12 +40,18 @@ def problem_of(df: pd.DataFrame, reml: bool) -> MixedProblem:
     oc, ol = pd.factorize(df.org, sort=True)
     pc, pl = pd.factorize(df.prov, sort=True)
     terms = (
-        RandomTerm("org", oc, pd.Index(ol), ("(Intercept)", "t"),
-                   np.column_stack([np.ones(n), df.t.to_numpy(float)])),
+        RandomTerm(
+            "org",
+            oc,
+            pd.Index(ol),
+            ("(Intercept)", "t"),
+            np.column_stack([np.ones(n), df.t.to_numpy(float)]),
+        ),
         RandomTerm("prov", pc, pd.Index(pl), ("(Intercept)",), np.ones((n, 1))),
     )
-    return MixedProblem(df.y.to_numpy(float), X, ("(Intercept)", "t", "arm", "t:arm"), terms,
-                        reml=reml)
+    return MixedProblem(
+        df.y.to_numpy(float), X, ("(Intercept)", "t", "arm", "t:arm"), terms, reml=reml
+    )
 
 
 def assert_same(a, b, beta_b=None, scale=1.0, dll=0.0):
@@ -45,8 +59,9 @@ def assert_same(a, b, beta_b=None, scale=1.0, dll=0.0):
     se = np.sqrt(np.diag(a.vcov_beta)) * abs(scale)
     beta_a = a.beta * scale if beta_b is None else beta_b
     assert np.max(np.abs(b.beta - beta_a) / se) < 1e-5
-    np.testing.assert_allclose(b.vcov_beta, a.vcov_beta * scale**2,
-                               atol=1e-5 * float(np.max(se)) ** 2)
+    np.testing.assert_allclose(
+        b.vcov_beta, a.vcov_beta * scale**2, atol=1e-5 * float(np.max(se)) ** 2
+    )
     for Sa, Sb in zip(a.covariances, b.covariances, strict=True):
         d = np.sqrt(np.diag(Sa) * scale**2)
         np.testing.assert_allclose(Sb, Sa * scale**2, atol=1e-5 * (np.max(d) ** 2 + a.sigma2))
@@ -55,8 +70,9 @@ def assert_same(a, b, beta_b=None, scale=1.0, dll=0.0):
     assert abs(b.loglik - (a.loglik + dll)) < 1e-6 * max(1.0, abs(a.loglik))
 
 
-designs = st.tuples(st.integers(0, 10_000), st.integers(3, 5), st.integers(3, 6),
-                    st.integers(3, 5), st.booleans())
+designs = st.tuples(
+    st.integers(0, 10_000), st.integers(3, 5), st.integers(3, 6), st.integers(3, 5), st.booleans()
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,8 +97,11 @@ def test_fast_invariant_to_row_order_and_group_labels(design, perm_seed):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(design=designs, shift=st.floats(-1e3, 1e3, allow_nan=False),
-       scale=st.floats(0.01, 100.0).flatmap(lambda s: st.sampled_from([s, -s])))
+@given(
+    design=designs,
+    shift=st.floats(-1e3, 1e3, allow_nan=False),
+    scale=st.floats(0.01, 100.0).flatmap(lambda s: st.sampled_from([s, -s])),
+)
 def test_fast_outcome_shift_and_scale(design, shift, scale):
     seed, n_prov, orgs, waves, reml = design
     df = simulate(seed, n_prov, orgs, waves)

@@ -54,12 +54,14 @@ def test_fast_conditional_modes_match_lme4(model):
     cm = model["conditional_modes"]
     ref = {
         (g, t, lvl): (v, s)
-        for g, t, lvl, v, s in zip(cm["grpvar"], cm["term"], cm["grp"], cm["condval"],
-                                   cm["condsd"], strict=True)
+        for g, t, lvl, v, s in zip(
+            cm["grpvar"], cm["term"], cm["grp"], cm["condval"], cm["condsd"], strict=True
+        )
     }
     seen = 0
-    for term, modes, cvar, S in zip(problem.terms, fit.ranef, fit.ranef_condvar,
-                                    fit.covariances, strict=True):
+    for term, modes, cvar, S in zip(
+        problem.terms, fit.ranef, fit.ranef_condvar, fit.covariances, strict=True
+    ):
         for c_i, col in enumerate(term.columns):
             sd = np.sqrt(S[c_i, c_i]) + 1e-8 * np.sqrt(model["sigma2"])
             ours_v = modes[col].to_numpy()

@@ -20,8 +20,14 @@ from coevidence.models.mixed._fast._structure import analyse, lme4_term_order
 
 def _term(name, codes, Z, cols, correlated=True):
     codes = np.asarray(codes)
-    return RandomTerm(name, codes, pd.Index(np.arange(codes.max() + 1)), tuple(cols),
-                      np.asarray(Z, float), correlated)
+    return RandomTerm(
+        name,
+        codes,
+        pd.Index(np.arange(codes.max() + 1)),
+        tuple(cols),
+        np.asarray(Z, float),
+        correlated,
+    )
 
 
 def nested_problem(seed=0, n_top=3, branching=(3, 3, 4), reml=True):
@@ -35,9 +41,16 @@ def nested_problem(seed=0, n_top=3, branching=(3, 3, 4), reml=True):
     n = len(t)
     x = rng.normal(size=n)
     X = np.column_stack([np.ones(n), t, x])
-    y = (1 + 0.3 * t + 0.5 * x + rng.normal(0, 0.7, n_top)[region]
-         + rng.normal(0, 0.8, n_top * b1)[org] + rng.normal(0, 0.2, n_top * b1)[org] * t
-         + rng.normal(0, 0.5, n_top * b1 * b2)[unit] + rng.normal(0, 0.4, n))
+    y = (
+        1
+        + 0.3 * t
+        + 0.5 * x
+        + rng.normal(0, 0.7, n_top)[region]
+        + rng.normal(0, 0.8, n_top * b1)[org]
+        + rng.normal(0, 0.2, n_top * b1)[org] * t
+        + rng.normal(0, 0.5, n_top * b1 * b2)[unit]
+        + rng.normal(0, 0.4, n)
+    )
     one = np.ones((n, 1))
     terms = (
         _term("unit", unit, np.column_stack([one[:, 0], t]), ("(Intercept)", "time")),
@@ -62,7 +75,7 @@ def dense_objective(problem, varpar):
                     S[r, c] = S[c, r] = varpar[pos]
                     pos += 1
         else:
-            S[np.diag_indices(k)] = varpar[pos: pos + k]
+            S[np.diag_indices(k)] = varpar[pos : pos + k]
             pos += k
         G = term.n_levels
         J = np.zeros((len(problem.y), G))
@@ -122,8 +135,7 @@ def test_fast_gradient_matches_finite_differences():
         for _ in range(3):
             theta = struct.start() + rng.uniform(-0.4, 0.4, len(struct.lower))
             lams = struct.lambdas(theta)
-            g = deviance_gradient(blocks, struct, lams, factorize(blocks, struct, lams, True),
-                                  reml)
+            g = deviance_gradient(blocks, struct, lams, factorize(blocks, struct, lams, True), reml)
             n = len(problem.y)
             fd = np.empty_like(g)
             for k in range(len(theta)):
@@ -140,9 +152,12 @@ def test_fast_rejects_crossed_factors():
     a = np.tile(np.arange(5), 8)
     b = np.repeat(np.arange(8), 5)  # every a level meets every b level: crossed
     one = np.ones((40, 1))
-    problem = MixedProblem(rng.normal(size=40), one, ("(Intercept)",),
-                           (_term("b", b, one, ["(Intercept)"]),
-                            _term("a", a, one, ["(Intercept)"])))
+    problem = MixedProblem(
+        rng.normal(size=40),
+        one,
+        ("(Intercept)",),
+        (_term("b", b, one, ["(Intercept)"]), _term("a", a, one, ["(Intercept)"])),
+    )
     ok, reason = FastEngine().supports(problem)
     assert not ok
     assert "crossed" in reason and "'a'" in reason and "'b'" in reason
@@ -175,8 +190,9 @@ def test_fast_unused_levels_get_prior_moments():
     t0 = problem.terms[2]
     levels = pd.Index([*t0.levels, "ghost"])
     term = RandomTerm(t0.group, t0.codes, levels, t0.columns, t0.Z, t0.correlated)
-    p2 = MixedProblem(problem.y, problem.X, problem.fixed_names,
-                      (*problem.terms[:2], term, problem.terms[3]))
+    p2 = MixedProblem(
+        problem.y, problem.X, problem.fixed_names, (*problem.terms[:2], term, problem.terms[3])
+    )
     fit = FastEngine().fit(p2)
     ref = FastEngine().fit(problem)
     assert fit.ranef[2].loc["ghost"].iloc[0] == 0.0
@@ -208,16 +224,19 @@ def _satterthwaite(fit, L):
     def f(x):
         return float(L @ fit.vcov_at(x) @ L)
 
-    g = np.array([(f(v + h[i] * np.eye(k)[i]) - f(v - h[i] * np.eye(k)[i])) / (2 * h[i])
-                  for i in range(k)])
+    g = np.array(
+        [(f(v + h[i] * np.eye(k)[i]) - f(v - h[i] * np.eye(k)[i])) / (2 * h[i]) for i in range(k)]
+    )
     H = np.empty((k, k))
     E = np.eye(k)
     for i in range(k):
         for j in range(k):
-            H[i, j] = (fit.objective_at(v + h[i] * E[i] + h[j] * E[j])
-                       - fit.objective_at(v + h[i] * E[i] - h[j] * E[j])
-                       - fit.objective_at(v - h[i] * E[i] + h[j] * E[j])
-                       + fit.objective_at(v - h[i] * E[i] - h[j] * E[j])) / (4 * h[i] * h[j])
+            H[i, j] = (
+                fit.objective_at(v + h[i] * E[i] + h[j] * E[j])
+                - fit.objective_at(v + h[i] * E[i] - h[j] * E[j])
+                - fit.objective_at(v - h[i] * E[i] + h[j] * E[j])
+                + fit.objective_at(v - h[i] * E[i] - h[j] * E[j])
+            ) / (4 * h[i] * h[j])
     A = 2.0 * np.linalg.inv(H)
     return 2.0 * f(v) ** 2 / (g @ A @ g)
 
@@ -258,16 +277,15 @@ def test_fast_multicolumn_uncorrelated_term_equals_split_terms():
         RandomTerm(unit.group, unit.codes, unit.levels, unit.columns[:1], unit.Z[:, :1], False),
         RandomTerm(unit.group, unit.codes, unit.levels, unit.columns[1:], unit.Z[:, 1:], False),
     )
-    p_diag = MixedProblem(problem.y, problem.X, problem.fixed_names,
-                          (diag, *problem.terms[1:]))
-    p_split = MixedProblem(problem.y, problem.X, problem.fixed_names,
-                           (*split, *problem.terms[1:]))
+    p_diag = MixedProblem(problem.y, problem.X, problem.fixed_names, (diag, *problem.terms[1:]))
+    p_split = MixedProblem(problem.y, problem.X, problem.fixed_names, (*split, *problem.terms[1:]))
     a, b = FastEngine().fit(p_diag), FastEngine().fit(p_split)
     assert a.objective == pytest.approx(b.objective, rel=1e-10)
     np.testing.assert_allclose(a.beta, b.beta, rtol=1e-7)
     assert a.covariances[0][0, 1] == 0.0
-    np.testing.assert_allclose(np.diag(a.covariances[0]),
-                               [b.covariances[0][0, 0], b.covariances[1][0, 0]], rtol=1e-5)
+    np.testing.assert_allclose(
+        np.diag(a.covariances[0]), [b.covariances[0][0, 0], b.covariances[1][0, 0]], rtol=1e-5
+    )
     # reported theta and varpar keep the full lower triangle (the off-diagonal is exactly 0)
     assert len(a.theta) == len(theta_lower(p_diag)) == 3 + 3 + 1 + 1
     assert a.theta[1] == 0.0
@@ -279,8 +297,9 @@ def test_fast_nested_slash_syntax_equals_explicit_terms():
     """(1 | provider_id/org_id) is (1 | org_id:provider_id) + (1 | provider_id)."""
     data = data_for("ta3")
     a = FastEngine().fit(build("y ~ time * ta_model + (1 | provider_id/org_id)", data, True))
-    b = FastEngine().fit(build("y ~ time * ta_model + (1 | org_id) + (1 | provider_id)", data,
-                               True))
+    b = FastEngine().fit(
+        build("y ~ time * ta_model + (1 | org_id) + (1 | provider_id)", data, True)
+    )
     assert a.objective == pytest.approx(b.objective, rel=1e-12)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-6)
     np.testing.assert_allclose(a.beta, b.beta, rtol=1e-9)

@@ -13,4 +13,4 @@ Examples
 
 from .engine import SINGULAR_TOL, FastEngine, is_singular, theta_lower
 
-__all__ = ["FastEngine", "SINGULAR_TOL", "is_singular", "theta_lower"]
+__all__ = ["SINGULAR_TOL", "FastEngine", "is_singular", "theta_lower"]

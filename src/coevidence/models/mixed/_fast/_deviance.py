@@ -22,11 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-from ._linalg import bchol, bcongr, bltmul, bltsolve, blsolve, bmm, bmv, btdot, segsum
+from ._linalg import bchol, bcongr, blsolve, bltmul, bltsolve, bmm, bmv, btdot, segsum
 from ._structure import Structure
 
 __all__ = [
-    "Blocks", "Factor", "conditional_u", "factorize", "precompute", "selected_inverse",
+    "Blocks",
+    "Factor",
+    "conditional_u",
+    "factorize",
+    "precompute",
+    "selected_inverse",
     "selected_inverse_full",
 ]
 
@@ -90,7 +95,7 @@ def precompute(problem, struct: Structure) -> Blocks:
                 B[:, a, c] = gsum(lv, cols[c] if za is None else za * cols[c])
         ZtXy.append(B)
     ZtZa = {}
-    for (i, j) in struct.anc:
+    for i, j in struct.anc:
         lv = struct.levels[i]
         Zi, Zj = Zs[i], Zs[j]
         A = np.empty((lv.G, lv.q, struct.levels[j].q))

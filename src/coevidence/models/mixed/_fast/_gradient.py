@@ -44,8 +44,7 @@ def _ztz_times(blocks: Blocks, struct: Structure, Y: list[np.ndarray]) -> list[n
     for (i, j), A in blocks.ZtZa.items():  # i finer than j
         a = struct.anc[(i, j)]
         out[i] += bmm(A, Y[j][a])
-        out[j] += segsum(btdot(A, Y[i]), struct.starts[(i, j)],
-                         struct.levels[j].G)
+        out[j] += segsum(btdot(A, Y[i]), struct.starts[(i, j)], struct.levels[j].G)
     return out
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "bchol", "bcongr", "bltsolve", "blsolve", "bmm", "btdot", "bltmul", "bmv", "bsum_abt", "bsum_aMbt",
+    "bchol",
+    "bcongr",
+    "blsolve",
+    "bltmul",
+    "bltsolve",
+    "bmm",
+    "bmv",
+    "bsum_aMbt",
+    "bsum_abt",
+    "btdot",
     "segsum",
 ]
 
@@ -20,7 +29,7 @@ def bchol(D: np.ndarray) -> np.ndarray:
 
     Non-positive pivots give NaN (the caller treats the evaluation as failed).
     """
-    G, q, _ = D.shape
+    q = D.shape[1]
     if q == 1:
         with np.errstate(invalid="ignore"):
             return np.sqrt(D)

@@ -110,9 +110,13 @@ def _newton_polish(fg, x, lower, attempts, xs, canon, max_iter: int = 2) -> None
     gnorm = float(np.max(crit)) if len(crit) else 0.0
     attempts.append(
         OptimizerAttempt(
-            optimizer="Newton polish", start=tuple(float(s) for s in start),
+            optimizer="Newton polish",
+            start=tuple(float(s) for s in start),
             converged=bool(np.isfinite(f) and f < 1e299 and gnorm < GRAD_TOL),
-            objective=float(f), n_evaluations=cf.n, gradient_norm=gnorm, message=message,
+            objective=float(f),
+            n_evaluations=cf.n,
+            gradient_norm=gnorm,
+            message=message,
         )
     )
     xs.append(x)
@@ -139,19 +143,27 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None):
                 return v / scale, g / scale
 
             res = optimize.minimize(
-                scaled, start, jac=True, method="L-BFGS-B",
+                scaled,
+                start,
+                jac=True,
+                method="L-BFGS-B",
                 bounds=None if name.endswith("unbounded") else bounds,
                 options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 500, "maxcor": 20},
             )
         elif name == "Powell":
             res = optimize.minimize(
-                cf.f, start, method="Powell", bounds=bounds,
+                cf.f,
+                start,
+                method="Powell",
+                bounds=bounds,
                 options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 20000},
             )
         else:
             res = optimize.minimize(
-                cf.f, np.maximum(start, np.where(np.isfinite(lower), lower, -np.inf)),
-                method="Nelder-Mead", bounds=bounds,
+                cf.f,
+                np.maximum(start, np.where(np.isfinite(lower), lower, -np.inf)),
+                method="Nelder-Mead",
+                bounds=bounds,
                 options={"xatol": 1e-10, "fatol": 1e-12, "maxfev": 20000, "adaptive": True},
             )
         x = canon(np.asarray(res.x, float))
@@ -162,8 +174,12 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None):
         ok = bool(np.isfinite(fx) and fx < 1e299 and res.success)
         attempts.append(
             OptimizerAttempt(
-                optimizer=name, start=tuple(float(s) for s in start), converged=ok,
-                objective=float(fx), n_evaluations=cf.n, gradient_norm=gnorm,
+                optimizer=name,
+                start=tuple(float(s) for s in start),
+                converged=ok,
+                objective=float(fx),
+                n_evaluations=cf.n,
+                gradient_norm=gnorm,
                 message=str(getattr(res, "message", "")),
             )
         )

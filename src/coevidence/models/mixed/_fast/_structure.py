@@ -90,8 +90,12 @@ class Structure:
         for lam in lams:
             neg = np.diag(lam) < 0
             lam[:, neg] *= -1.0
-        return np.array([lams[lv][r, c] for lv, r, c in
-                         zip(self.theta_level, self.theta_row, self.theta_col, strict=True)])
+        return np.array(
+            [
+                lams[lv][r, c]
+                for lv, r, c in zip(self.theta_level, self.theta_row, self.theta_col, strict=True)
+            ]
+        )
 
     def start(self) -> np.ndarray:
         """lme4's default start: 1 on the diagonal elements, 0 elsewhere."""
@@ -193,9 +197,7 @@ def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
     for i in range(n_lev - 3, -1, -1):  # compose through the next level up
         for j in range(i + 2, n_lev):
             anc[(i, j)] = anc[(i + 1, j)][anc[(i, i + 1)]]
-    starts = {
-        ij: np.flatnonzero(np.r_[True, a[1:] != a[:-1]]) for ij, a in anc.items()
-    }
+    starts = {ij: np.flatnonzero(np.r_[True, a[1:] != a[:-1]]) for ij, a in anc.items()}
     # theta layout in lme4's order
     level_of_term = {}
     slice_of_term = {}

@@ -15,7 +15,7 @@ from ._gradient import deviance_gradient
 from ._optimize import minimise
 from ._structure import Structure, analyse
 
-__all__ = ["FastEngine", "SINGULAR_TOL", "is_singular", "theta_lower"]
+__all__ = ["SINGULAR_TOL", "FastEngine", "is_singular", "theta_lower"]
 
 #: lme4's ``isSingular`` tolerance on the bounded (diagonal) theta elements.
 SINGULAR_TOL = 1e-4
@@ -77,11 +77,11 @@ def is_singular(fit: EngineFit, problem: MixedProblem, tol: float = SINGULAR_TOL
     --------
     >>> import numpy as np, pandas as pd
     >>> from coevidence.models.mixed._engine import MixedProblem, RandomTerm
-    >>> rng = np.random.default_rng(0)
     >>> g = np.repeat(np.arange(10), 4)
+    >>> y = np.tile([1.0, -1.0, 2.0, -2.0], 10)  # every group has the same mean
     >>> t = RandomTerm("g", g, pd.Index(range(10)), ("(Intercept)",), np.ones((40, 1)))
-    >>> prob = MixedProblem(rng.normal(size=40), np.ones((40, 1)), ("(Intercept)",), (t,))
-    >>> is_singular(FastEngine().fit(prob), prob)  # no group variation at all
+    >>> prob = MixedProblem(y, np.ones((40, 1)), ("(Intercept)",), (t,))
+    >>> is_singular(FastEngine().fit(prob), prob)  # no between-group variation
     True
     """
     lower = theta_lower(problem)
@@ -152,9 +152,7 @@ class FastEngine:
                 return np.inf, np.zeros_like(theta)
             return d, deviance_gradient(blocks, struct, lams, fac, reml)
 
-        theta, attempts, chosen = minimise(
-            dev_grad, struct.start(), struct.lower, struct.canonical
-        )
+        theta, attempts, chosen = minimise(dev_grad, struct.start(), struct.lower, struct.canonical)
         fac = factorize(blocks, struct, struct.lambdas(theta), keep=True)
         if not fac.ok:
             raise ConvergenceFailure("fast engine: no finite deviance at the optimum", attempts)
