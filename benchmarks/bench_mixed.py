@@ -141,7 +141,7 @@ def _run_worker(kind: str, n: int, levels: int, repeats: int, timeout: float | N
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
-        return {"error": f"did not finish within {timeout:.0f} s (stopped)"}
+        return {"error": f"did not finish within {timeout:.0f} s (stopped)", "timeout": timeout}
     except subprocess.CalledProcessError as exc:
         return {"error": exc.stderr.strip().splitlines()[-1] if exc.stderr else str(exc)}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -292,29 +292,35 @@ def _print_row(row: dict) -> None:
 
 def _table(rows: list[dict]) -> str:
     head = (
-        "| rows | levels | fast | lme4 | statsmodels | lme4 / fast | statsmodels / fast "
+        "| rows | levels | fast | (engine fit only) | lme4 | statsmodels | lme4 / fast "
+        "| statsmodels / fast "
         "| max rel. diff β | max rel. diff var. comp. | Δ logLik (fast − lme4) "
         "| fast peak RSS (fit) |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     notes = []
     for row in rows:
         f, r, s = row["fast"], row.get("lme4"), row.get("statsmodels")
         tf, tr, ts = _best(f), _best(r), _best(s)
         star = "*" if row["levels"] == 3 else ""
         s_txt = _fmt_t(ts) + star if ts is not None else ("not run" if s is None else "—†")
+        sm_ratio = f"{ts / tf:.0f}×" if ts and tf else "—"
+        if s is not None and "timeout" in s and tf:
+            s_txt = f"> {s['timeout']:.0f} s{star} (stopped)"
+            sm_ratio = f"> {s['timeout'] / tf:.0f}×"
         if s is not None and ts is None:
             notes.append(f"† {row['n']:,} rows, {row['levels']}-level: {s['error']}")
         d = row.get("diff", {})
         db = f"{d['beta_rel']:.1e}" if d else "—"
         dv = f"{d['varcomp_rel']:.1e}" if d else "—"
         dl = f"{d['loglik_fast_minus_lme4']:+.1e}" if d else "—"
+        fit_only = _fmt_t(float(np.min(f["fit_times"]))) if "fit_times" in f else "—"
         mem = f"{f['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in f else "—"
         lines.append(
-            f"| {row['n']:,} | {row['levels']} | {_fmt_t(tf)} | "
+            f"| {row['n']:,} | {row['levels']} | {_fmt_t(tf)} | {fit_only} | "
             f"{_fmt_t(tr) if r is not None else 'not run'} | {s_txt} | "
             f"{(f'{tr / tf:.1f}×' if tr and tf else '—')} | "
-            f"{(f'{ts / tf:.0f}×' if ts and tf else '—')} | "
+            f"{sm_ratio} | "
             f"{db} | {dv} | {dl} | {mem} |"
         )
     lines.append("")

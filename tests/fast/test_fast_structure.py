@@ -303,3 +303,23 @@ def test_fast_nested_slash_syntax_equals_explicit_terms():
     assert a.objective == pytest.approx(b.objective, rel=1e-12)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-6)
     np.testing.assert_allclose(a.beta, b.beta, rtol=1e-9)
+
+
+def test_fast_rejects_non_finite_values_naming_row_and_column():
+    problem = nested_problem()
+    y = problem.y.copy()
+    y[7] = np.nan
+    bad = MixedProblem(y, problem.X, problem.fixed_names, problem.terms)
+    ok, reason = FastEngine().supports(bad)
+    assert not ok and "row 7" in reason and "outcome" in reason
+    with pytest.raises(ModelSpecificationError, match="row 7"):
+        FastEngine().fit(bad)
+
+
+def test_fast_rejects_an_outcome_the_fixed_effects_fit_exactly():
+    problem = nested_problem()
+    exact = MixedProblem(
+        problem.X @ np.array([1.0, 2.0, -1.0]), problem.X, problem.fixed_names, problem.terms
+    )
+    with pytest.raises(ModelSpecificationError, match="residual sum of squares 0"):
+        FastEngine().fit(exact)

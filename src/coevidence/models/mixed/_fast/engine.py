@@ -34,6 +34,31 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def _non_finite(problem: MixedProblem) -> str:
+    """A message naming the first non-finite value in y, X or a random-effect Z, or ''."""
+    arrays = [
+        ("outcome y", np.asarray(problem.y, float)[:, None], ("y",)),
+        ("fixed-effects matrix X", np.asarray(problem.X, float), problem.fixed_names),
+    ]
+    arrays += [
+        (
+            f"random-effects matrix of ({' + '.join(t.columns)} | {t.group})",
+            np.asarray(t.Z, float),
+            t.columns,
+        )
+        for t in problem.terms
+    ]
+    for what, A, names in arrays:
+        ok = np.isfinite(A)
+        if not ok.all():
+            r, c = np.argwhere(~ok)[0]
+            return (
+                f"{what} has {int((~ok).sum())} non-finite value(s); first at row {r}, "
+                f"column {names[c]!r}, value {A[r, c]!r}"
+            )
+    return ""
+
+
 def _psd_factor(S: np.ndarray) -> np.ndarray | None:
     """A square factor F with F F' = S (Cholesky, or eigen for a singular PSD S); None if not PSD."""
     try:
@@ -118,6 +143,9 @@ class FastEngine:
 
     def supports(self, problem: MixedProblem) -> tuple[bool, str]:
         """Whether the model is fitted exactly: nested or single grouping factors."""
+        bad = _non_finite(problem)
+        if bad:
+            return False, bad
         struct, reason = analyse(problem)
         if struct is None:
             return False, reason
@@ -143,6 +171,12 @@ class FastEngine:
         assert struct is not None
         blocks = precompute(problem, struct)
         n, p, reml = blocks.n, blocks.p, bool(problem.reml)
+        y = np.asarray(problem.y, float)
+        if blocks.XytXy[p, p] <= (1e-12 * float(np.linalg.norm(y))) ** 2:
+            raise ModelSpecificationError(
+                "the fixed effects reproduce the outcome exactly (residual sum of squares 0): "
+                "there is no variation left for a mixed model"
+            )
 
         def dev_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             lams = struct.lambdas(theta)
