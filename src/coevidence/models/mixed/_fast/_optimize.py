@@ -122,11 +122,17 @@ def _newton_polish(fg, x, lower, attempts, xs, canon, max_iter: int = 2) -> None
     xs.append(x)
 
 
-def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None):
+def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None, xscale=None):
     """Run the ladder on ``fg(theta) -> (deviance, gradient)``.
+
+    ``xscale`` (positive, one per parameter) rescales the variables seen by L-BFGS-B
+    (``z = theta * xscale``): the deviance's curvature in a level's theta grows with that
+    level's number of groups, so thousands of organisations and a dozen providers differ by
+    orders of magnitude, which a quasi-Newton method otherwise spends many steps learning.
 
     Returns (best theta, attempts, index of the chosen attempt).
     """
+    xscale = np.ones(len(x0)) if xscale is None else np.asarray(xscale, float)
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     attempts: list[OptimizerAttempt] = []
     xs: list[np.ndarray] = []
@@ -138,18 +144,20 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None):
         cf = _Counter(fg)
         if name.startswith("L-BFGS-B"):
 
-            def scaled(x):
-                v, g = cf(x)
-                return v / scale, g / scale
+            def scaled(z):
+                v, g = cf(z / xscale)
+                return v / scale, g / (scale * xscale)
 
+            zb = [(None if lo is None else lo * s, None) for (lo, _), s in zip(bounds, xscale)]
             res = optimize.minimize(
                 scaled,
-                start,
+                start * xscale,
                 jac=True,
                 method="L-BFGS-B",
-                bounds=None if name.endswith("unbounded") else bounds,
+                bounds=None if name.endswith("unbounded") else zb,
                 options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 500, "maxcor": 20},
             )
+            res.x = np.asarray(res.x) / xscale
         elif name == "Powell":
             res = optimize.minimize(
                 cf.f,

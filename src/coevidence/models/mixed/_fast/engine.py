@@ -186,7 +186,10 @@ class FastEngine:
                 return np.inf, np.zeros_like(theta)
             return d, deviance_gradient(blocks, struct, lams, fac, reml)
 
-        theta, attempts, chosen = minimise(dev_grad, struct.start(), struct.lower, struct.canonical)
+        n_groups = np.array([struct.levels[li].G for li in struct.theta_level], float)
+        theta, attempts, chosen = minimise(
+            dev_grad, struct.start(), struct.lower, struct.canonical, np.sqrt(n_groups)
+        )
         fac = factorize(blocks, struct, struct.lambdas(theta), keep=True)
         if not fac.ok:
             raise ConvergenceFailure("fast engine: no finite deviance at the optimum", attempts)
