@@ -8,6 +8,7 @@ import pytest
 from conftest import tiny_tables
 
 from coevidence import CoevidenceError, Study
+from coevidence.exceptions import MissingDataWarning
 from coevidence.data.panel import PANEL_COLUMNS
 
 
@@ -129,7 +130,8 @@ def test_organisation_outcomes_follow_each_measures_aggregation_rule() -> None:
     resp = t["responses"]
     t["responses"] = resp.assign(value=resp["value"].where(~((resp["respondent_id"] == "R2") & (resp["wave"] == 3))))
     study = Study.from_frames(t.pop("design"), measures=t.pop("measures"), **t)
-    p = study.panel(["ru"]).set_index(["org_id", "wave"])
+    with pytest.warns(MissingDataWarning, match="1 of 24"):
+        p = study.panel(["ru"]).set_index(["org_id", "wave"])
     r = study.panel(["ru"], unit="respondent")
     med = r.groupby(["org_id", "wave"])["ru"].median()
     assert p.loc[("O1", 3), "ru_n"] == 1 and np.isnan(p.loc[("O1", 3), "ru"])
@@ -141,3 +143,18 @@ def test_organisation_outcomes_follow_each_measures_aggregation_rule() -> None:
     s2 = Study.from_frames(t2.pop("design"), measures=t2.pop("measures"), **t2)
     assert "ru" not in s2.panel(unit="organization").columns
     assert "ru" in s2.panel(unit="respondent").columns
+
+
+def test_unscored_responses_are_reported_not_dropped() -> None:
+    t = tiny_tables()
+    resp = t["responses"]
+    t["responses"] = resp.assign(value=resp["value"].where(~((resp["respondent_id"] == "R2") & (resp["wave"] == 3))))
+    study = Study.from_frames(t.pop("design"), measures=t.pop("measures"), **t)
+    with pytest.warns(MissingDataWarning, match=r"1 of 24 respondent-wave scale scores .* \(ru: 1\)"):
+        p = study.panel(["ru"], unit="respondent")
+    assert np.isnan(p.set_index(["respondent_id", "wave"]).loc[("R2", 3), "ru"])
+    assert len(p) == 24
+    rep = study.scoring_report()
+    assert rep[["measure_id", "n_scores", "n_scored", "n_not_scored"]].values.tolist() == [["ru", 24, 23, 1]]
+    assert rep["reasons"].item().endswith("(1)")
+    assert len(study.scoring_report(detail=True)) == 24

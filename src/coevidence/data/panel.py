@@ -65,11 +65,7 @@ def long_scores(study: Study) -> pd.DataFrame:
         parts.append(scores[["unit_level", "unit_id", "measure_id", "wave", "date", "value"]])
     responses = study.responses
     if not responses.empty:
-        from coevidence.measures.scoring import score_responses_table
-
-        resp_org = {r.id: r.org_id for r in study.respondents}
-        scored = score_responses_table(
-            responses.assign(org_id=responses["respondent_id"].map(resp_org)), study.measures)
+        scored = study.scoring_report(detail=True)
         if "date" in responses.columns:
             when = (responses.dropna(subset=["date"])
                     .groupby(["respondent_id", "wave"])["date"].min().rename("date").reset_index())

@@ -367,6 +367,71 @@ class Study:
             f"{len(self._responses):,} item responses, {len(self._scores):,} scores>"
         )
 
+    def scoring_report(self, *, detail: bool = False) -> pd.DataFrame:
+        """How the item responses score, by measure: computed scores and those that were not.
+
+        Item responses are scored with each measure's scoring and missing-item rules (see
+        :func:`coevidence.measures.scoring.score_responses_table`); a score that cannot be
+        computed stays missing in :meth:`panel` and is counted here, with the reason.
+
+        Parameters
+        ----------
+        detail : bool
+            Return one row per respondent x wave x scale instead of the summary.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Summary: ``measure_id, n_scores, n_scored, n_not_scored, reasons``.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> rep = cv.load_example_study().scoring_report()
+        >>> rep.columns.tolist()
+        ['measure_id', 'n_scores', 'n_scored', 'n_not_scored', 'reasons']
+        """
+        table = self._scored_responses
+        if detail:
+            return table.copy(deep=False)
+        if table.empty:
+            return pd.DataFrame(columns=["measure_id", "n_scores", "n_scored", "n_not_scored",
+                                         "reasons"])
+        rows = []
+        for mid, part in table.groupby("measure_id", sort=True):
+            missed = part[~part["scored"].astype(bool)]
+            reasons = missed["reason"].value_counts()
+            rows.append({"measure_id": mid, "n_scores": len(part), "n_scored": len(part) - len(missed),
+                         "n_not_scored": len(missed),
+                         "reasons": "; ".join(f"{k} ({v})" for k, v in reasons.items())})
+        return pd.DataFrame(rows)
+
+    @cached_property
+    def _scored_responses(self) -> pd.DataFrame:
+        import warnings
+
+        from coevidence.exceptions import MissingDataWarning
+        from coevidence.measures.scoring import score_responses_table
+
+        responses = self._responses
+        if responses.empty:
+            return pd.DataFrame(columns=["respondent_id", "org_id", "wave", "measure_id", "scale",
+                                         "score", "n_items_answered", "n_items", "scored", "reason"])
+        resp_org = {r.id: r.org_id for r in self._respondents}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingDataWarning)  # re-issued below, once, in study terms
+            table = score_responses_table(
+                responses.assign(org_id=responses["respondent_id"].map(resp_org)), self._measures)
+        missed = table[~table["scored"].astype(bool)]
+        if len(missed):
+            counts = ", ".join(f"{m}: {n}" for m, n in missed["measure_id"].value_counts().sort_index().items())
+            warnings.warn(
+                f"{len(missed)} of {len(table)} respondent-wave scale scores could not be computed "
+                f"under their measure's missing-item rule ({counts}); they stay missing in the "
+                "panel. See study.scoring_report().",
+                MissingDataWarning, stacklevel=4)
+        return table
+
     @cached_property
     def _long_scores(self) -> pd.DataFrame:
         """All scores, item responses scored once per study (the study is immutable)."""
