@@ -325,7 +325,8 @@ def _table(rows: list[dict]) -> str:
         )
     lines.append("")
     lines.append(
-        "fast = coevidence build_problem + FastEngine.fit (one BLAS thread); lme4 = "
+        "fast = coevidence build_problem + FastEngine.fit (one BLAS thread; engine fit "
+        "alone in the next column); lme4 = "
         "lmer() (lme4 default nloptwrap); best of 3 below 1M rows. * statsmodels "
         "3-level: uncorrelated org intercept/slope (variance components), not the "
         "same model. Peak RSS: whole fast worker process during the fit (data "
