@@ -24,6 +24,17 @@ def _half(digits: int) -> float:
     return 0.5 * 10.0**-digits + 1e-12
 
 
+def _coef_checks(name: str, res, vals: dict, source: str) -> list[Check]:  # noqa: ANN001
+    """Estimate and SE checks for published ``{term: (estimate, se)}`` (half a last digit)."""
+    out = []
+    for term, (est, se) in vals.items():
+        out.append(Check(f"{name} {term}", est, float(res.params[term]),
+                         atol=_half(_dec(est)), source=source))
+        out.append(Check(f"{name} SE {term}", se, float(res.std_errors[term]),
+                         atol=_half(_dec(se)), source=source))
+    return out
+
+
 def _dec(x: float) -> int:
     """Decimals printed in a published number (as written in the source)."""
     text = repr(x)
@@ -76,25 +87,7 @@ def grunfeld_plm() -> list[Check]:
             },
         ),
     ):
-        for term, (est, se) in vals.items():
-            checks.append(
-                Check(
-                    f"{name} {term}",
-                    est,
-                    float(res.params[term]),
-                    atol=_half(_dec(est)),
-                    source=src,
-                )
-            )
-            checks.append(
-                Check(
-                    f"{name} SE {term}",
-                    se,
-                    float(res.std_errors[term]),
-                    atol=_half(_dec(se)),
-                    source=src,
-                )
-            )
+        checks += _coef_checks(name, res, vals, src)
     checks += [
         Check("pooling R-squared", 0.81241, pool.rsquared, atol=_half(5), source=src),
         Check("within R-squared", 0.76676, fe.rsquared, atol=_half(5), source=src),
@@ -238,25 +231,7 @@ def wage_panel_fe() -> list[Check]:
         ),
     }
     for name, (res, vals) in table.items():
-        for term, (est, se) in vals.items():
-            checks.append(
-                Check(
-                    f"{name} {term}",
-                    est,
-                    float(res.params[term]),
-                    atol=_half(_dec(est)),
-                    source=src2,
-                )
-            )
-            checks.append(
-                Check(
-                    f"{name} SE {term}",
-                    se,
-                    float(res.std_errors[term]),
-                    atol=_half(_dec(se)),
-                    source=src2,
-                )
-            )
+        checks += _coef_checks(name, res, vals, src2)
     checks.append(
         Check(
             "random theta",
