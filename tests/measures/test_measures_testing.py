@@ -78,6 +78,8 @@ _AIM = get_measure("aim")
 
 @parametrize_with_checks([_AIM, get_measure("brownson_ebdm_gaps")])
 def test_parametrized_checks(definition, check):
+    """Each generated check passes on a conforming built-in (it raises AssertionError if not)."""
+    assert callable(check)
     check()
 
 
