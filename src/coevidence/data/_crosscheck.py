@@ -166,7 +166,7 @@ def crosscheck(
         if measures:
             base = s["measure_id"].str.split(".", n=1).str[0]
             out.append(_unknown("scores", s.assign(measure_id=base), "measure_id", set(measures),
-                                "measure id").assign(value=lambda f: f["value"]))
+                                "measure id"))
         out.append(_unknown_wave("scores", s, waves))
         if "date" in s.columns:
             out.append(_outside("scores", s, "date", pd.Series(start, index=s.index),

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from coevidence.data._crosscheck import crosscheck
 from coevidence.data._rows import records_to_frame, validate_rows
-from coevidence.data.frames import empty_failures, failures_frame
+from coevidence.data.frames import failures_frame
 from coevidence.data.tables import (
     ENGAGEMENT_PARTS,
     METADATA_TABLES,
@@ -58,6 +58,30 @@ def _resolve_measure(m: MeasureLike) -> MeasureDefinition:
 
         return get_measure(m)
     return m if isinstance(m, MeasureDefinition) else MeasureDefinition.model_validate(m)
+
+
+def _resolve_measures(measures: Iterable[MeasureLike], failures: list[pd.DataFrame]) -> list[MeasureDefinition]:
+    out: list[MeasureDefinition] = []
+    for i, m in enumerate(measures):
+        try:
+            out.append(_resolve_measure(m))
+        except (ValidationError, KeyError, ValueError) as exc:
+            failures.append(failures_frame("measures", [i], None, [str(m)[:60]], str(exc)))
+    return out
+
+
+def _check_observations(responses: pd.DataFrame | None, scores: pd.DataFrame | None,
+                        failures: list[pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Coerced copies of the observation tables (empty typed frames when absent)."""
+    obs: dict[str, pd.DataFrame] = {}
+    for name, frame in (("responses", responses), ("scores", scores)):
+        spec = OBSERVATION_TABLES[name]
+        if frame is None:
+            obs[name] = spec.empty()
+            continue
+        obs[name], fails = spec.check(frame)
+        failures.append(fails)
+    return obs
 
 
 class Study:
@@ -117,21 +141,11 @@ class Study:
             ("engagements", Engagement, engagements),
         ):
             recs[table] = [_record(table, model, d, i, failures) for i, d in enumerate(items)]
-        measure_recs: list[MeasureDefinition] = []
-        for i, m in enumerate(measures):
-            try:
-                measure_recs.append(_resolve_measure(m))
-            except (ValidationError, KeyError, ValueError) as exc:
-                failures.append(failures_frame("measures", [i], None, [str(m)[:60]], str(exc)))
-        obs: dict[str, pd.DataFrame | None] = {}
-        for name, frame in (("responses", responses), ("scores", scores)):
-            spec = OBSERVATION_TABLES[name]
-            if frame is None:
-                obs[name] = spec.empty()
-                continue
-            coerced, fails = spec.check(frame)
-            obs[name] = coerced
-            failures.append(fails)
+        measure_recs = _resolve_measures(measures, failures)
+        if _checked:  # from_frames already coerced and checked the observation tables
+            obs = {"responses": responses, "scores": scores}
+        else:
+            obs = _check_observations(responses, scores, failures)
         if design_rec is None or any(r is None for rs in recs.values() for r in rs):
             raise StudyValidationError(pd.concat(failures, ignore_index=True))
         self._design: StudyDesign = design_rec
@@ -209,18 +223,8 @@ class Study:
             records[name] = [r for _, r in ok]
             valid_tables[name] = records_to_frame([r for _, r in ok], model).assign(
                 _row=np.array([i for i, _ in ok], dtype=int))
-        measure_recs = []
-        for i, m in enumerate(measures):
-            try:
-                measure_recs.append(_resolve_measure(m))
-            except (ValidationError, KeyError, ValueError) as exc:
-                failures.append(failures_frame("measures", [i], None, [str(m)[:60]], str(exc)))
-        obs: dict[str, pd.DataFrame] = {}
-        for name, frame in (("responses", responses), ("scores", scores)):
-            spec = OBSERVATION_TABLES[name]
-            coerced, fails = spec.check(frame) if frame is not None else (spec.empty(), empty_failures())
-            obs[name] = coerced
-            failures.append(fails)
+        measure_recs = _resolve_measures(measures, failures)
+        obs = _check_observations(responses, scores, failures)
         declared = {name: set(given[name]["id"].dropna().astype(str))
                     for name in ("providers", "organizations", "respondents", "engagements")
                     if given[name] is not None and "id" in given[name].columns}
