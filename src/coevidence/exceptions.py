@@ -15,6 +15,10 @@ would already catch, so ``except ValueError`` keeps working. Warnings subclass
     ├── FitWarning                            non-convergence, singular fit, Hessian problems
     │   └── BoundaryFitWarning                a variance at 0 or a correlation at ±1
     ├── FewClustersWarning                    cluster-robust inference with few clusters
+    ├── DesignDfWarning                       a between-cluster term tested with df far above
+    │                                         the number of clusters it is assigned to
+    ├── AgreementWarning                      respondent scores fail the agreement check
+    │                                         their measure needs before aggregation
     ├── MissingDataWarning                    rows dropped (the count is in the message)
     ├── PluginLoadWarning                     a measure plugin failed to load
     └── UnverifiedMeasureWarning              a built-in definition not yet checked against its paper
@@ -37,7 +41,9 @@ __all__ = [
     "BoundaryFitWarning",
     "CoevidenceError",
     "CoevidenceWarning",
+    "AgreementWarning",
     "ConvergenceFailure",
+    "DesignDfWarning",
     "FAILURE_COLUMNS",
     "FewClustersWarning",
     "FitWarning",
@@ -148,6 +154,20 @@ class BoundaryFitWarning(FitWarning):
 
 class FewClustersWarning(CoevidenceWarning):
     """Cluster-robust inference with few clusters; consider CR2 or a wild bootstrap."""
+
+
+class DesignDfWarning(CoevidenceWarning):
+    """A term that varies only between assignment clusters is tested with too many df.
+
+    Raised when, for example, the arm x time interaction of a study randomised by provider is
+    tested with df near the number of organisations: the p value and CI are then
+    anti-conservative. The message names the level, the cluster count, the df used and the fix.
+    """
+
+
+class AgreementWarning(CoevidenceWarning):
+    """Respondent scores fail the within-unit agreement criteria (ICC(1), ICC(2), r_wg(j)) their
+    measure requires before they are aggregated to the unit."""
 
 
 class MissingDataWarning(CoevidenceWarning):
