@@ -88,8 +88,8 @@ def test_interface_and_errors():
         a.icc1 = 0.0
     with pytest.raises(MeasureError, match="unit column"):
         agreement(data, unit="nope", scale_range=(1, 5))
-    with pytest.raises(MeasureError, match="scale_range"):
-        agreement(data, unit="org_id")
+    no_range = agreement(data, unit="org_id")  # ICC(1)/ICC(2) need no range; r_wg(j) does
+    assert no_range.icc1 == pytest.approx(a.icc1) and "scale_range" in no_range.note
     with pytest.raises(MeasureError, match="column is missing"):
         agreement(data, unit="org_id", items=["zz"], scale_range=(1, 5))
     with pytest.raises(MeasureError, match="numeric"):

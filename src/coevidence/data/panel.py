@@ -24,27 +24,48 @@ cum_encounters       TA encounters logged up to and including ``date``
                      by the measure's aggregation rule (mean or median; none if fewer than
                      ``min_respondents``; measures with ``method="none"`` are left out)
 ===================  =========================================================================
+
+Measures whose aggregation rule sets ``check_agreement`` (ORIC does) are checked before their
+respondent scores are aggregated to organisations: ICC(1), ICC(2) and r_wg(j) per wave against
+the measure's :class:`~coevidence.schemas.measure.AgreementCriteria`
+(:func:`agreement_report`). A failed criterion raises
+:class:`~coevidence.exceptions.AgreementWarning` (the scores are still aggregated), or
+:class:`~coevidence.exceptions.MeasureError` with ``strict_agreement=True``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from coevidence.exceptions import CoevidenceError
+from coevidence.exceptions import (
+    AgreementWarning,
+    CoevidenceError,
+    MeasureError,
+    StudyValidationError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from coevidence.data.study import Study
+    from coevidence.schemas.measure import AgreementCriteria
 
-__all__ = ["PANEL_COLUMNS", "build_panel", "long_scores"]
+__all__ = ["AGREEMENT_REPORT_COLUMNS", "PANEL_COLUMNS", "agreement_report", "build_panel",
+           "long_scores"]
 
 PANEL_COLUMNS = (
     "study_id", "provider_id", "org_id", "respondent_id", "engagement_id", "arm", "ta_model",
     "wave", "time", "date", "years_since_start", "years_since_end", "phase", "cum_minutes",
     "cum_encounters",
+)
+#: Columns of :func:`agreement_report` (``Study.agreement_report``), one row per outcome x wave.
+AGREEMENT_REPORT_COLUMNS = (
+    "measure_id", "wave", "n_units", "n_respondents", "icc1", "f_value", "f_df1", "f_df2",
+    "f_p_value", "icc2", "median_rwg_j", "mean_rwg_j", "n_units_rwg_j", "supported", "failed",
+    "note",
 )
 TA_MODELS = ["push", "co_creation", "hybrid", "none"]
 PHASES = ["before", "during", "after", "none"]
@@ -120,6 +141,7 @@ def build_panel(
     outcomes: Sequence[str] | None = None,
     unit: Literal["organization", "respondent"] = "organization",
     waves: Literal["all", "observed"] = "all",
+    strict_agreement: bool = False,
 ) -> pd.DataFrame:
     """Build the tidy panel of a study (see the module docstring for the columns).
 
@@ -134,6 +156,16 @@ def build_panel(
     waves : {"all", "observed"}
         ``"all"`` keeps every unit x wave of the design (missing outcomes stay missing, so
         attrition is visible); ``"observed"`` keeps rows with at least one outcome.
+    strict_agreement : bool, default False
+        For ``unit="organization"``: raise :class:`~coevidence.exceptions.MeasureError`
+        instead of warning when a measure that requires an agreement check before aggregation
+        fails one of its criteria (see :func:`agreement_report`).
+
+    Warns
+    -----
+    AgreementWarning
+        One per outcome whose respondent scores fail their measure's agreement criteria at
+        some wave, naming the measure, wave, statistic, value and criterion.
 
     Examples
     --------
@@ -146,6 +178,11 @@ def build_panel(
         raise ValueError(f"unit must be 'organization' or 'respondent', got {unit!r}")
     if waves not in ("all", "observed"):
         raise ValueError(f"waves must be 'all' or 'observed', got {waves!r}")
+    if not isinstance(strict_agreement, bool | np.bool_):
+        raise StudyValidationError(pd.DataFrame([{
+            "table": "panel arguments", "row": None, "column": "strict_agreement",
+            "value": repr(strict_agreement), "rule": "must be True or False"}]),
+            what="the arguments of panel()")
     key = "org_id" if unit == "organization" else "respondent_id"
     units = _units(study, unit)
     design = study.design
@@ -174,6 +211,7 @@ def build_panel(
         org_level = scores[scores["unit_level"] == "organization"].rename(columns={"unit_id": "org_id"})
         person = scores[scores["unit_level"] == "respondent"]
         person = person.assign(org_id=person["unit_id"].map(resp_org))
+        _agreement_gate(study, person["measure_id"].unique().tolist(), strict_agreement)
         agg = _aggregate(person, study.measures)
         org_only = org_level.assign(n=org_level["value"].notna().astype(int))
         # organisation-level scores win over aggregated respondent scores of the same measure
@@ -278,3 +316,227 @@ def _add_dose(study: Study, grid: pd.DataFrame) -> pd.DataFrame:
     merged["cum_minutes"] = merged["cum_minutes"].fillna(0.0)
     merged["cum_encounters"] = merged["cum_encounters"].fillna(0).astype("int64")
     return merged
+
+
+# ---------------------------------------------------------------------- the agreement gate
+def _requires_check(measure: object) -> bool:
+    rule = getattr(measure, "aggregation", None)
+    return bool(getattr(rule, "check_agreement", False)) and getattr(rule, "method", "") != "none"
+
+
+def _gate_outcomes(study: Study, outcomes: Sequence[str]) -> list[str]:
+    measures = study.measures
+    return [o for o in outcomes if _requires_check(measures.get(str(o).split(".", 1)[0]))]
+
+
+def _agreement_gate(study: Study, outcomes: Sequence[str], strict: bool) -> None:
+    """Warn (or raise, ``strict``) for each aggregated outcome failing its agreement criteria."""
+    checked = _gate_outcomes(study, outcomes)
+    if not checked:
+        return
+    report = agreement_report(study, checked)
+    failed = report[report["failed"] != ""]
+    if failed.empty:
+        return
+    if strict:
+        rows = []
+        for rec in failed.itertuples(index=False):
+            spec = _criteria_of(study, rec.measure_id)
+            for fail, value in _failures(rec.icc1, rec.f_p_value, rec.icc2, rec.median_rwg_j,
+                                         spec):
+                rows.append({"table": "responses", "row": None, "column": rec.measure_id,
+                             "value": value, "rule": f"wave {rec.wave}: {fail}"})
+        raise MeasureError(pd.DataFrame(rows), what="the agreement check before aggregating "
+                           "respondent scores to organisations (strict_agreement=True)")
+    for mid, part in failed.groupby("measure_id", sort=True):
+        base = str(mid).split(".", 1)[0]
+        detail = "; ".join(f"wave {rec.wave}: {rec.failed}" for rec in part.itertuples())
+        warnings.warn(
+            f"{mid}: respondent scores of measure {base!r} fail the agreement check their "
+            f"definition requires before aggregation to organisations ({detail}). They were "
+            "aggregated anyway; see study.agreement_report(), or pass strict_agreement=True "
+            "to make this an error.",
+            AgreementWarning, stacklevel=4)
+
+
+_LABELS = {
+    "icc1": ("ICC(1)", ">", "icc1_min", "icc1"),
+    "f_test_p_value": ("F test p", "<", "f_alpha", "f_p_value"),
+    "icc2": ("ICC(2)", ">=", "icc2_min", "icc2"),
+    "median_rwg_j": ("median r_wg(j)", ">=", "rwg_min", "median_rwg_j"),
+}
+
+
+def _criteria_of(study: Study, outcome: str) -> AgreementCriteria:
+    from coevidence.schemas.measure import AgreementCriteria
+
+    measure = study.measures.get(str(outcome).split(".", 1)[0])
+    spec = getattr(getattr(measure, "aggregation", None), "agreement", None)
+    return spec if spec is not None else AgreementCriteria()
+
+
+def _failures(icc1: float, f_p_value: float, icc2: float, median_rwg: float,
+              spec: AgreementCriteria, **notes: str) -> list[tuple[str, float]]:
+    """Each failed criterion as (``"ICC(2) = 0.412, needs >= 0.7 (icc2_min)"``, value)."""
+    from coevidence.measures.agreement import criteria_frame
+
+    crit = criteria_frame(icc1, f_p_value, icc2, median_rwg, spec, **notes)
+    out = []
+    for c in crit.itertuples(index=False):
+        if c.met is not pd.NA and not bool(c.met):
+            label, op, name, _ = _LABELS[c.criterion]
+            out.append((f"{label} = {_fmt(c.value)}, needs {op} {c.threshold:g} ({name})",
+                        float(c.value)))
+    return out
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+
+
+def agreement_report(study: Study, outcomes: Sequence[str] | None = None) -> pd.DataFrame:
+    """ICC(1), ICC(2) and r_wg(j) per wave of respondent scores before they are aggregated.
+
+    For each outcome (a measure id, or ``measure.subscale``) and wave: the organisations with
+    at least ``min_respondents`` scored respondents at that wave, the one-way ANOVA ICC(1) and
+    ICC(2) of the respondents' scale scores (the values that are aggregated) with the F test,
+    and r_wg(j) of each organisation's item responses (respondents who answered every item of
+    the scale; uniform null over the measure's response options), summarised by the median
+    and mean over organisations. The criteria are the measure's
+    ``aggregation.agreement`` (:class:`~coevidence.schemas.measure.AgreementCriteria`).
+
+    Parameters
+    ----------
+    study : Study
+    outcomes : sequence of str, optional
+        Outcomes to check; by default every outcome whose measure sets ``check_agreement``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`AGREEMENT_REPORT_COLUMNS`. ``supported`` is True when every criterion is met,
+        False when one fails (listed in ``failed`` with its value and threshold) and <NA> when
+        none fails but one could not be computed (``note`` says why: e.g. fewer than 2
+        organisations, or scores without item responses, which leave r_wg(j) NaN).
+
+    Raises
+    ------
+    MeasureError
+        An outcome without respondent-level scores (naming it).
+    """
+    long = study._long_scores
+    person = long[long["unit_level"] == "respondent"]
+    available = sorted(person["measure_id"].unique().tolist())
+    if outcomes is None:
+        outcomes = _gate_outcomes(study, available)
+    else:
+        outcomes = [outcomes] if isinstance(outcomes, str) else list(outcomes)
+        bad = [o for o in outcomes if o not in available]
+        if bad:
+            raise MeasureError(pd.DataFrame([{
+                "table": "scores", "row": None, "column": "measure_id", "value": o,
+                "rule": f"no respondent-level scores to check (available: {available})"}
+                for o in bad]), what="the outcomes of agreement_report()")
+    cache: dict[str, pd.DataFrame] = study._agreement_cache
+    parts = []
+    for o in outcomes:
+        if o not in cache:
+            cache[o] = _outcome_agreement(study, o, person[person["measure_id"] == o])
+        parts.append(cache[o])
+    if not parts:
+        return _empty_report()
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
+    out["supported"] = out["supported"].astype("boolean")
+    return out.reset_index(drop=True)
+
+
+def _empty_report() -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series(dtype=object) for c in AGREEMENT_REPORT_COLUMNS})
+    out["supported"] = out["supported"].astype("boolean")
+    return out
+
+
+def _outcome_agreement(study: Study, outcome: str, person: pd.DataFrame) -> pd.DataFrame:
+    from coevidence.measures.agreement import criteria_frame, one_way_anova, rwg_j
+
+    base, _, sub = str(outcome).partition(".")
+    measure = study.measures.get(base)
+    rule = getattr(measure, "aggregation", None)
+    spec = _criteria_of(study, outcome)
+    min_resp = int(getattr(rule, "min_respondents", 1))
+    resp_org = {r.id: r.org_id for r in study.respondents}
+    person = person.dropna(subset=["value"])
+    person = person.assign(org_id=person["unit_id"].map(resp_org)).dropna(subset=["org_id"])
+    # item responses of the scale (for r_wg(j)); none for scores given as scores
+    items: tuple[str, ...] = ()
+    rwg_note = ""
+    null_variance = float("nan")
+    if measure is not None:
+        scale_id = sub or measure.primary_scale()
+        scale = {s.id: s for s in measure.scales()}.get(scale_id or "")
+        if scale is not None and scale.items:
+            items = tuple(scale.items)
+            a = float(measure.response_max) - float(measure.response_min) + 1
+            null_variance = (a**2 - 1) / 12.0
+        elif scale is not None:
+            rwg_note = (f"{outcome} is a composite of subscales: r_wg(j) is checked on its "
+                        "component subscales")
+    else:
+        rwg_note = f"no definition of measure {base!r}: r_wg(j) needs its items and range"
+    wide = None
+    if items:
+        resp = study._responses
+        resp = resp[(resp["measure_id"] == base) & resp["item"].isin(items)]
+        if not resp.empty:
+            wide = resp.pivot_table(index=["respondent_id", "wave"], columns="item",
+                                    values="value", aggfunc="first")
+            wide = wide.reindex(columns=list(items))
+    rows = []
+    for wave, part in person.groupby("wave", sort=True):
+        counts = part.groupby("org_id")["value"].transform("size")
+        part = part[counts >= min_resp]
+        codes, orgs = pd.factorize(part["org_id"], sort=True)
+        notes = []
+        aov = one_way_anova(part["value"].to_numpy(dtype=float), codes, len(orgs))
+        if len(orgs) < 2:
+            notes.append(f"fewer than 2 organisations with at least {min_resp} scored "
+                         "respondent(s)")
+        elif aov["f_df2"] < 1:
+            notes.append("no organisation has 2 or more scored respondents")
+        elif np.isnan(aov["icc1"]):
+            notes.append("the scores do not vary at this wave")
+        icc_note = "; ".join(notes)
+        med = mean = np.nan
+        n_rwg = 0
+        w_note = rwg_note
+        if wide is not None and len(orgs):
+            key = pd.MultiIndex.from_arrays([part["unit_id"], np.repeat(wave, len(part))])
+            x = wide.reindex(key).to_numpy(dtype=float)
+            ok = ~np.isnan(x).any(axis=1)
+            r = rwg_j(x[ok], codes[ok], len(orgs), null_variance)
+            n_rwg = int(np.isfinite(r).sum())
+            if n_rwg:
+                med, mean = float(np.nanmedian(r)), float(np.nanmean(r))
+            else:
+                w_note = "no organisation has 2 or more respondents with every item answered"
+        elif items and not w_note:
+            w_note = "r_wg(j) needs item responses (these scores were given as scores)"
+        crit = criteria_frame(aov["icc1"], aov["f_p_value"], aov["icc2"], med, spec,
+                              rwg_note=w_note, icc_note=icc_note)
+        failed = [text for text, _ in _failures(aov["icc1"], aov["f_p_value"], aov["icc2"], med,
+                                                spec)]
+        met = crit["met"]
+        supported = (False if failed else (True if met.notna().all() else pd.NA))
+        all_notes = [n for n in dict.fromkeys([*notes, *crit.loc[met.isna(), "note"]]) if n]
+        rows.append({
+            "measure_id": outcome, "wave": int(wave), "n_units": int(len(orgs)),
+            "n_respondents": int(len(part)), **{k: aov[k] for k in (
+                "icc1", "f_value", "f_df1", "f_df2", "f_p_value", "icc2")},
+            "median_rwg_j": med, "mean_rwg_j": mean, "n_units_rwg_j": n_rwg,
+            "supported": supported, "failed": "; ".join(failed), "note": "; ".join(all_notes),
+        })
+    if not rows:
+        return _empty_report()
+    out = pd.DataFrame(rows, columns=list(AGREEMENT_REPORT_COLUMNS))
+    out["supported"] = out["supported"].astype("boolean")
+    return out

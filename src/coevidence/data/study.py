@@ -320,10 +320,15 @@ class Study:
         unit: Literal["organization", "respondent"] = "organization",
         *,
         waves: Literal["all", "observed"] = "all",
+        strict_agreement: bool = False,
     ) -> pd.DataFrame:
         """One tidy row per unit x wave, ready for the models.
 
-        See :func:`coevidence.data.panel.build_panel` for the columns.
+        See :func:`coevidence.data.panel.build_panel` for the columns. Respondent scores of a
+        measure whose aggregation rule sets ``check_agreement`` (e.g. ORIC) are checked before
+        they are aggregated to organisations (:meth:`agreement_report`): a failed criterion
+        warns with :class:`~coevidence.exceptions.AgreementWarning`, or raises
+        :class:`~coevidence.exceptions.MeasureError` when ``strict_agreement=True``.
 
         Examples
         --------
@@ -334,7 +339,43 @@ class Study:
         """
         from coevidence.data.panel import build_panel
 
-        return build_panel(self, outcomes=outcomes, unit=unit, waves=waves)
+        return build_panel(self, outcomes=outcomes, unit=unit, waves=waves,
+                           strict_agreement=strict_agreement)
+
+    def agreement_report(self, outcomes: Sequence[str] | None = None) -> pd.DataFrame:
+        """Within-organisation agreement of respondent scores, per outcome and wave.
+
+        ICC(1) (with its ANOVA F test), ICC(2) and the median and mean r_wg(j) over
+        organisations, checked against each measure's ``aggregation.agreement`` criteria; see
+        :func:`coevidence.data.panel.agreement_report`. This is the check :meth:`panel` runs
+        before aggregating a measure that requires it.
+
+        Parameters
+        ----------
+        outcomes : sequence of str, optional
+            Outcomes (measure ids or ``measure.subscale``) to check; by default those of every
+            measure whose aggregation rule sets ``check_agreement``. Any outcome with
+            respondent-level scores can be named.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per outcome x wave: ``measure_id, wave, n_units, n_respondents, icc1,
+            f_value, f_df1, f_df2, f_p_value, icc2, median_rwg_j, mean_rwg_j, n_units_rwg_j,
+            supported, failed, note``.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> rep = cv.load_example_study().agreement_report(["research_use"])
+        >>> rep["measure_id"].unique().tolist(), rep["wave"].tolist()
+        (['research_use'], [1, 2, 3, 4, 5, 6])
+        >>> rep[["icc1", "icc2", "median_rwg_j"]].round(2).iloc[0].tolist()
+        [0.33, 0.66, 0.94]
+        """
+        from coevidence.data.panel import agreement_report
+
+        return agreement_report(self, outcomes)
 
     def describe(self) -> dict[str, pd.DataFrame]:
         """Units by arm and wave, attrition, and dose summaries (see :mod:`coevidence.data.describe`)."""
@@ -435,6 +476,11 @@ class Study:
                 "panel. See study.scoring_report().",
                 MissingDataWarning, stacklevel=4)
         return table
+
+    @cached_property
+    def _agreement_cache(self) -> dict[str, pd.DataFrame]:
+        """Agreement report rows by outcome, filled on demand (the study is immutable)."""
+        return {}
 
     @cached_property
     def _long_scores(self) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from coevidence.schemas._base import Record
 
 __all__ = [
     "AggregationRule",
+    "AgreementCriteria",
     "Construct",
     "Direction",
     "MeasureDefinition",
@@ -181,6 +182,46 @@ class MissingRule(Record):
         return req
 
 
+class AgreementCriteria(Record):
+    """The within-unit agreement a measure's respondent scores need before they are aggregated.
+
+    Checked per wave (the organisations observed at that wave) when ``check_agreement`` is set
+    on the :class:`AggregationRule` and ``Study.panel(unit="organization")`` aggregates the
+    scores (see ``Study.agreement_report``). A criterion set to ``None`` is not checked. The
+    defaults are the conventions of the multilevel literature:
+
+    * ICC(1) above 0 with a significant ANOVA F test: the units differ (Bliese 2000);
+    * ICC(2) of at least .70: the unit means are reliable (Bliese 2000; LeBreton & Senter
+      2008). ICC(2) grows with the number of respondents per unit (Spearman-Brown), so with a
+      handful of respondents it is often lower even when ICC(1) is sizeable;
+    * median r_wg(j) of at least .70 over the units, with a uniform null over the response
+      options: members agree (James, Demaree & Wolf 1984; LeBreton & Senter 2008).
+
+    Parameters
+    ----------
+    icc1_min : float or None, default 0.0
+        ICC(1) must exceed this value.
+    f_alpha : float or None, default 0.05
+        The one-way ANOVA F test of between-unit differences must have ``p < f_alpha``.
+    icc2_min : float or None, default 0.70
+        ICC(2) must be at least this value.
+    rwg_min : float or None, default 0.70
+        The median r_wg(j) over the units must be at least this value (needs item responses).
+
+    Examples
+    --------
+    >>> AgreementCriteria().rwg_min
+    0.7
+    >>> AgreementCriteria(icc2_min=None).icc2_min is None
+    True
+    """
+
+    icc1_min: float | None = Field(default=0.0, ge=-1, lt=1)
+    f_alpha: float | None = Field(default=0.05, gt=0, lt=1)
+    icc2_min: float | None = Field(default=0.70, ge=-1, le=1)
+    rwg_min: float | None = Field(default=0.70, ge=0, le=1)
+
+
 class AggregationRule(Record):
     """How person-level scores aggregate to the organisation.
 
@@ -191,17 +232,33 @@ class AggregationRule(Record):
     min_respondents : int, default 1
         Organisations with fewer scored respondents get no aggregate.
     check_agreement : bool, default False
-        Whether ICC(1), ICC(2) and r_wg(j) must support aggregation (e.g. ORIC).
+        Whether ICC(1), ICC(2) and r_wg(j) must support aggregation (e.g. ORIC): checked
+        against ``agreement`` whenever a study panel aggregates the scores to organisations
+        (an :class:`~coevidence.exceptions.AgreementWarning` when a criterion fails).
+    agreement : AgreementCriteria
+        The criteria of that check (defaults: ICC(1) > 0 with F test p < .05, ICC(2) >= .70,
+        median r_wg(j) >= .70); also the default thresholds of ``coevidence.agreement`` when it
+        is given the measure.
 
     Examples
     --------
     >>> AggregationRule(method="mean", min_respondents=3).min_respondents
     3
+    >>> AggregationRule(check_agreement=True, agreement={"icc2_min": 0.5}).agreement.icc2_min
+    0.5
     """
 
     method: str = Field(default="mean", pattern=r"^(mean|median|none)$")
     min_respondents: int = Field(default=1, ge=1)
     check_agreement: bool = False
+    agreement: AgreementCriteria = Field(default_factory=AgreementCriteria)
+
+    @model_validator(mode="after")
+    def _check(self) -> AggregationRule:
+        if self.check_agreement and self.method == "none":
+            raise ValueError("check_agreement needs an aggregation method (mean or median), "
+                             "not 'none'")
+        return self
 
 
 class Subscale(Record):
