@@ -28,7 +28,8 @@ def res(panel):
 
 def test_growth_formula_and_reference_arm(res, panel):
     assert res.formula == ("research_use ~ time * ta_model + (1 | org_id) + "
-                           "(0 + time | org_id) + (1 | provider_id)")
+                           "(0 + time | org_id) + (1 + time | provider_id)")
+    assert res.growth.design.assignment_level == "provider_id"
     assert res.params.index.tolist() == ["(Intercept)", "time", "ta_modelco_creation",
                                          "time:ta_modelco_creation"]
     alt = cv.fit_growth(panel, "research_use", reference="co_creation", random_slope=False,

@@ -78,6 +78,24 @@ class _Inference:
     df_fn: Any = field(repr=False)  # L (1-d) -> df
 
 
+@dataclass(frozen=True)
+class _DfBound:
+    """df of ``L @ beta``: the base rule, at most the smallest bound of the columns L loads on
+    (a module-level class so that results pickle)."""
+
+    base: Any
+    idx: np.ndarray
+    caps: np.ndarray
+
+    def __call__(self, L: np.ndarray) -> float:
+        L = np.atleast_2d(np.asarray(L, dtype=float))  # noqa: N806
+        d = float(self.base(L if L.shape[0] > 1 else L[0]))
+        hit = np.any(np.abs(L[:, self.idx]) > 0, axis=0)
+        if hit.any():
+            d = min(d, float(self.caps[hit].min()))
+        return d
+
+
 class MixedResult(ResultBase):
     """A fitted linear mixed model (lme4-compatible quantities).
 
@@ -140,6 +158,27 @@ class MixedResult(ResultBase):
             fit=self._fit, problem=self._problem, info=self._info, inference=self._inf,
             diagnostics=self.diagnostics, conf_level=self.conf_level, growth=growth,
         )
+
+    def _with_df_bounds(self, bounds: dict[int, float]) -> tuple[MixedResult, bool]:
+        """A copy whose df for contrasts loading on the columns in ``bounds`` are at most the
+        smallest of their bounds (the between-cluster df of a design-aware growth model).
+        Returns the copy and whether any df changed."""
+        inf = self._inf
+        idx = np.array(sorted(bounds), dtype=int)
+        caps = np.array([bounds[i] for i in idx], dtype=float)
+        df = np.asarray(inf.df, dtype=float).copy()
+        changed = False
+        for i, cap in zip(idx, caps):
+            if not df[i] <= cap:
+                df[i] = cap
+                changed = True
+        base = inf.df_fn
+        new = _Inference(inf.df_method, inf.cov_type, inf.vcov, df, _DfBound(base, idx, caps))
+        res = MixedResult(
+            fit=self._fit, problem=self._problem, info=self._info, inference=new,
+            diagnostics=self.diagnostics, conf_level=self.conf_level, growth=self.growth,
+        )
+        return res, changed
 
     @property
     def data(self) -> pd.DataFrame:

@@ -124,6 +124,12 @@ def fit_mixed(
         Singular fit (a variance at 0 or a correlation at +-1).
     FitWarning
         Non-convergence or a Hessian that is not positive definite.
+    DesignDfWarning
+        A term that varies only between clusters of some level (a grouping factor of the model,
+        ``cluster``, or a label column of ``data`` in which the model's groups are nested), such
+        as the arm of a study randomised by provider or its interaction with time, is tested with
+        df far above the between-cluster df: the message names the level, the cluster count,
+        the df used and the fix.
 
     Examples
     --------
@@ -132,6 +138,26 @@ def fit_mixed(
     >>> round(float(res.tidy()["df"][1]), 2)
     17.0
     """
+    res = _fit_mixed(formula, data, reml=reml, engine=engine, df_method=df_method,
+                     cov_type=cov_type, cluster=cluster, conf_level=conf_level, stacklevel=4)
+    from coevidence.models.mixed._design import design_guard
+
+    design_guard(res, data, extra=[cluster] if cluster else (), stacklevel=3)
+    return res
+
+
+def _fit_mixed(
+    formula: str,
+    data: pd.DataFrame,
+    reml: bool = True,
+    engine: str = "auto",
+    df_method: str = "satterthwaite",
+    cov_type: str = "model",
+    cluster: str | None = None,
+    conf_level: float = 0.95,
+    stacklevel: int = 3,
+) -> MixedResult:
+    """:func:`fit_mixed` without the design-df guard (callers run it themselves)."""
     if df_method not in DF_METHODS:
         raise ValueError(f"df_method must be one of {DF_METHODS}, got {df_method!r}")
     if cov_type not in COV_TYPES:
@@ -145,10 +171,12 @@ def fit_mixed(
     problem, info = build_problem(formula, data, reml=reml)
     eng, note = _choose_engine(problem, engine)
     fit: EngineFit = eng.fit(problem)
-    return _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note)
+    return _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note,
+                     stacklevel)
 
 
-def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note) -> MixedResult:
+def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note,
+              stacklevel=3) -> MixedResult:
     from coevidence.models.mixed._inference import satterthwaite
 
     p = len(problem.fixed_names)
@@ -166,7 +194,7 @@ def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note
             f"mixed model {info.formula!r}: " + "; ".join(diag.messages)
             + " (see result.diagnostics)",
             category,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return result
 

@@ -8,13 +8,18 @@ Examples
 --------
 >>> import coevidence as cv
 >>> from coevidence.models.mixed.growth import growth_formula
->>> growth_formula("research_use", levels=["provider_id", "org_id"])
-'research_use ~ time * ta_model + (1 + time | org_id) + (1 | provider_id)'
+>>> growth_formula("research_use", levels=["provider_id", "org_id"], assigned_at="provider_id")
+'research_use ~ time * ta_model + (1 + time | org_id) + (1 + time | provider_id)'
+
+The random structure follows the design: the slope varies at every level from the repeated unit
+(the last of ``levels``) up to the level at which the arm is assigned, so the arm x time
+contrast is tested against the between-cluster slope variance with df near the number of
+assignment clusters (see ``docs/models/design_aware.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +28,82 @@ import pandas as pd
 from coevidence.exceptions import ModelSpecificationError
 from coevidence.results.mixed import MixedResult
 
-__all__ = ["GrowthSpec", "fit_growth", "growth_formula"]
+__all__ = ["DesignInfo", "GrowthSpec", "assignment_level", "fit_growth", "growth_formula"]
 
 TIME_CODINGS = ("linear", "categorical", "piecewise")
 #: piecewise time columns added to a copy of the panel
 PIECES = ("pre_years", "ta_years", "post_years")
+
+
+SLOPE_OPTIONS = (True, False, "correlated", "uncorrelated")
+#: random-slope form at levels above the repeated unit, up to the assignment level
+UPPER_SLOPE_DEFAULT = "correlated"
+#: panel columns for a Study design's randomisation unit
+_UNIT_COLUMNS = {"provider": "provider_id", "organization": "org_id", "respondent": "respondent_id"}
+
+
+@dataclass(frozen=True)
+class DesignInfo:
+    """Where the arm is assigned and the random structure and df that follow from it.
+
+    Attributes
+    ----------
+    assignment_level : str or None
+        The grouping column at which the arm is assigned (``"provider_id"``); ``None`` when the
+        arm varies within the repeated unit.
+    n_clusters : int
+        Number of assignment clusters (0 when ``assignment_level`` is None).
+    source : {"argument", "study design", "data"}
+        Where the level came from.
+    reason : str
+        Why this level, in words.
+    random_slopes : tuple of (level, form)
+        The slope's random component per level (``True``/``"correlated"``, ``"uncorrelated"``,
+        ``False``), from the repeated unit up.
+    random_effects : str
+        The random part of the fitted formula.
+    df_bound : float or None
+        Between-cluster df ``G - q`` for the terms assigned at ``assignment_level``.
+    df_bounded : bool
+        True when those terms' df were bounded by ``df_bound`` (see ``between_df``).
+    slope_at_boundary : bool
+        The slope variance at the assignment level was estimated at zero.
+    notes : tuple of str
+
+    Examples
+    --------
+    >>> DesignInfo("provider_id", 12, "data", "arm constant within provider_id",
+    ...            (("org_id", True), ("provider_id", True)), "(1 + time | org_id)").n_clusters
+    12
+    """
+
+    assignment_level: str | None
+    n_clusters: int
+    source: str
+    reason: str
+    random_slopes: tuple[tuple[str, bool | str], ...]
+    random_effects: str
+    df_bound: float | None = None
+    df_bounded: bool = False
+    slope_at_boundary: bool = False
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One paragraph for summaries and reports."""
+        if self.assignment_level is None:
+            out = f"Arm assignment: within the repeated unit ({self.reason})."
+        else:
+            out = (f"Arm assigned at {self.assignment_level!r} ({self.n_clusters} clusters; "
+                   f"{self.source}: {self.reason}).")
+        out += f" Random effects: {self.random_effects}."
+        if self.df_bounded:
+            out += (f" df of between-cluster terms bounded by {self.df_bound:g} "
+                    f"(clusters minus cluster-level fixed effects).")
+        if self.slope_at_boundary:
+            out += (" The slope variance at the assignment level is estimated at zero; the "
+                    "between-cluster df are kept.")
+        out += "".join(f" Note: {n}." for n in self.notes)
+        return out
 
 
 @dataclass(frozen=True)
@@ -52,6 +128,7 @@ class GrowthSpec:
     covariates: tuple[str, ...]
     arms: tuple[str, ...]
     frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    design: DesignInfo | None = None
 
     @property
     def slope_terms(self) -> tuple[str, ...]:
@@ -59,6 +136,50 @@ class GrowthSpec:
         if self.time_coding == "piecewise":
             return PIECES
         return (self.time,)
+
+
+def _slope_term(slope: str, level: str, form: bool | str) -> list[str]:
+    if form is True or form == "correlated":
+        return [f"(1 + {slope} | {level})"]
+    if form == "uncorrelated":
+        return [f"(1 | {level})", f"(0 + {slope} | {level})"]
+    if form is False:
+        return [f"(1 | {level})"]
+    raise ModelSpecificationError(
+        f"random slope form for {level!r} must be True, False, 'correlated' or "
+        f"'uncorrelated', got {form!r}"
+    )
+
+
+def _slope_plan(
+    levels: list[str],
+    assigned_at: str | None,
+    random_slope: bool | str,
+    random_slopes: Mapping[str, bool | str] | None,
+) -> list[tuple[str, bool | str]]:
+    """Slope form per level, repeated unit first: the unit's ``random_slope``, then every level
+    up to ``assigned_at`` (UPPER_SLOPE_DEFAULT), none above it; ``random_slopes`` overrides."""
+    unit = levels[-1]
+    top = len(levels) - 1 if assigned_at is None else levels.index(assigned_at)
+    plan: dict[str, bool | str] = {}
+    for i in range(len(levels) - 1, -1, -1):
+        g = levels[i]
+        if g == unit:
+            plan[g] = random_slope
+        else:
+            plan[g] = UPPER_SLOPE_DEFAULT if i >= top else False
+    for g, form in (random_slopes or {}).items():
+        if g not in plan:
+            raise ModelSpecificationError(
+                f"random_slopes names {g!r}, which is not one of levels {levels}"
+            )
+        if form not in SLOPE_OPTIONS:
+            raise ModelSpecificationError(
+                f"random_slopes[{g!r}] must be True, False, 'correlated' or 'uncorrelated', "
+                f"got {form!r}"
+            )
+        plan[g] = form
+    return list(plan.items())
 
 
 def growth_formula(
@@ -69,23 +190,45 @@ def growth_formula(
     random_slope: bool | str = True,
     time_coding: str = "linear",
     covariates: Sequence[str] | str | None = None,
+    *,
+    assigned_at: str | None = None,
+    random_slopes: Mapping[str, bool | str] | None = None,
+    random_effects: str | None = None,
 ) -> str:
     """The lme4 formula :func:`fit_growth` fits.
 
     ``levels`` go from the top (e.g. TA provider) to the unit measured repeatedly (e.g.
-    organisation); the random slope, if any, is at the last level. ``random_slope="uncorrelated"``
-    gives ``(1 | unit) + (0 + time | unit)`` (which statsmodels can fit with a provider level).
+    organisation). The slope is random at the unit (``random_slope``) and at every level above
+    it up to ``assigned_at`` (the level at which the arm is assigned); levels above that get a
+    random intercept. ``random_slopes={"provider_id": "uncorrelated"}`` sets the form per level
+    (``True``/``"correlated"``: ``(1 + time | g)``; ``"uncorrelated"``: ``(1 | g) + (0 + time |
+    g)``; ``False``: ``(1 | g)``) and ``random_effects`` replaces the whole random part.
 
     Examples
     --------
     >>> growth_formula("y", levels=["org_id"], time_coding="categorical", random_slope=False)
     'y ~ time_f * ta_model + (1 | org_id)'
+    >>> growth_formula("y", levels=["provider_id", "org_id"], assigned_at="provider_id",
+    ...                random_slopes={"provider_id": "uncorrelated"})
+    'y ~ time * ta_model + (1 + time | org_id) + (1 | provider_id) + (0 + time | provider_id)'
     """
     if time_coding not in TIME_CODINGS:
-        raise ValueError(f"time_coding must be one of {TIME_CODINGS}, got {time_coding!r}")
+        raise ModelSpecificationError(
+            f"time_coding must be one of {TIME_CODINGS}, got {time_coding!r}"
+        )
     levels = list(levels)
     if not levels:
         raise ModelSpecificationError("levels must name at least one grouping column")
+    if len(set(levels)) != len(levels):
+        raise ModelSpecificationError(f"levels must be distinct columns, got {levels}")
+    if assigned_at is not None and assigned_at not in levels:
+        raise ModelSpecificationError(
+            f"assigned_at={assigned_at!r} is not one of levels {levels}"
+        )
+    if random_slope not in SLOPE_OPTIONS:
+        raise ModelSpecificationError(
+            f"random_slope must be True, False or 'uncorrelated', got {random_slope!r}"
+        )
     if time_coding == "linear":
         fixed, slope = f"{time} * {arm}", time
     elif time_coding == "categorical":
@@ -96,19 +239,74 @@ def growth_formula(
         fixed += f" + {covariates}"
     elif covariates:
         fixed += "".join(f" + {c}" for c in covariates)
-    unit = levels[-1]
-    if random_slope is True or random_slope == "correlated":
-        rand = [f"(1 + {slope} | {unit})"]
-    elif random_slope == "uncorrelated":
-        rand = [f"(1 | {unit})", f"(0 + {slope} | {unit})"]
-    elif random_slope is False:
-        rand = [f"(1 | {unit})"]
-    else:
-        raise ValueError(
-            f"random_slope must be True, False or 'uncorrelated', got {random_slope!r}"
-        )
-    rand += [f"(1 | {g})" for g in reversed(levels[:-1])]
+    if random_effects is not None:
+        if not isinstance(random_effects, str) or "|" not in random_effects:
+            raise ModelSpecificationError(
+                f"random_effects must be lme4 random terms such as '(1 + time | org_id)', got "
+                f"{random_effects!r}"
+            )
+        return f"{outcome} ~ {fixed} + {random_effects.strip()}"
+    rand: list[str] = []
+    for g, form in _slope_plan(levels, assigned_at, random_slope, random_slopes):
+        rand += _slope_term(slope, g, form)
     return f"{outcome} ~ {fixed} + " + " + ".join(rand)
+
+
+def assignment_level(
+    panel: pd.DataFrame,
+    arm: str = "ta_model",
+    levels: Sequence[str] = ("provider_id", "org_id"),
+    design=None,
+) -> tuple[str | None, str, str]:
+    """The level at which ``arm`` is assigned: ``(column or None, source, reason)``.
+
+    From the study design when one is given (its ``randomisation_unit``), else from the data:
+    the coarsest of ``levels`` within which the arm is constant (with at least two clusters per
+    arm). ``None`` when the arm varies within the repeated unit.
+
+    Parameters
+    ----------
+    panel : DataFrame
+    arm : str
+    levels : sequence of str
+        Grouping columns from the top down.
+    design : Study or StudyDesign, optional
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = pd.DataFrame({"provider_id": list("aabbccdd"), "org_id": list("ABCDEFGH"),
+    ...                   "ta_model": ["push"] * 4 + ["co_creation"] * 4})
+    >>> assignment_level(d)[0]
+    'provider_id'
+    """
+    from coevidence.models.mixed._design import coarsest_constant_level, constant_within
+
+    levels = list(levels)
+    if design is not None:
+        design = getattr(design, "design", design)
+        unit = getattr(design, "randomisation_unit", None)
+        unit = getattr(unit, "value", unit)
+        col = _UNIT_COLUMNS.get(str(unit)) if unit is not None else None
+        if col is None or col not in levels:
+            raise ModelSpecificationError(
+                f"the study design randomises by {unit!r}, whose column {col!r} is not one of "
+                f"levels {levels}; add it to levels or give assigned_at="
+            )
+        if not constant_within(panel, arm, col):
+            raise ModelSpecificationError(
+                f"the study design randomises by {unit!r} but {arm!r} varies within "
+                f"{col!r} in the panel"
+            )
+        return col, "study design", f"randomisation_unit={unit!r}"
+    found = coarsest_constant_level(panel, arm, levels)
+    if found is None:
+        return None, "data", f"{arm!r} varies within every level of {levels}"
+    k = int(panel[found].nunique())
+    return found, "data", (
+        f"{arm!r} is constant within each of the {k} {found!r} clusters, the coarsest such "
+        f"level among {levels}"
+    )
 
 
 def fit_growth(
@@ -121,9 +319,23 @@ def fit_growth(
     random_slope: bool | str = True,
     time_coding: str = "linear",
     covariates: Sequence[str] | str | None = None,
+    *,
+    assigned_at: str | None = None,
+    design=None,
+    random_slopes: Mapping[str, bool | str] | None = None,
+    random_effects: str | None = None,
+    between_df: str = "auto",
     **fit_kwargs,
 ) -> MixedResult:
-    """Fit a multilevel growth model comparing TA models over time.
+    """Fit a multilevel growth model comparing TA models over time, design-aware.
+
+    The random structure follows the design: the arm's assignment level is taken from
+    ``assigned_at``, the study ``design`` or the data (the coarsest level within which the arm
+    is constant), and the slope gets a random component at every level from the repeated unit
+    up to it. For a study randomised by provider the default model is ``y ~ time * ta_model +
+    (1 + time | org_id) + (1 + time | provider_id)``: the arm x time contrast is tested against
+    the provider-level slope variance with df near the number of providers. What was found and
+    why is in ``result.growth.design``.
 
     Parameters
     ----------
@@ -140,30 +352,70 @@ def fit_growth(
     levels : sequence of str
         Grouping columns from the top down, e.g. ``["provider_id", "org_id"]``.
     random_slope : bool or "uncorrelated", default True
-        Random slope of time for the last level (correlated with its intercept).
+        Random slope of time for the repeated unit (the last level), correlated with its
+        intercept.
     time_coding : {"linear", "categorical", "piecewise"}
         ``piecewise`` has separate slopes before TA (``pre_years``: years_since_start when
         negative), during TA (``ta_years``) and after it (``post_years`` = years_since_end).
     covariates : list of str or a formula fragment, optional
+    assigned_at : str, optional
+        The level (one of ``levels``) at which the arm is assigned; default detected.
+    design : Study or StudyDesign, optional
+        Take the assignment level from its ``randomisation_unit``.
+    random_slopes : dict, optional
+        Slope form per level, e.g. ``{"provider_id": "uncorrelated", "org_id": True}``.
+    random_effects : str, optional
+        Expert override: the whole random part, e.g. ``"(1 + time | provider_id/org_id)"``.
+    between_df : {"auto", "bound", "model"}, default "auto"
+        ``"bound"``: the df of terms that vary only between assignment clusters (the arm, arm x
+        time, the intercept and the time trend) are at most ``G - q`` (clusters minus cluster-
+        level fixed effects, the between-within df); ``"auto"``: bounded only when the slope
+        variance at the assignment level is estimated at zero, where Satterthwaite and
+        Kenward-Roger df fall back towards the number of repeated units; otherwise the
+        ``df_method``'s df, as lmerTest reports them;
+        ``"model"``: the ``df_method``'s df unchanged.
     **fit_kwargs
         Passed to :func:`~coevidence.models.mixed.api.fit_mixed` (``reml``, ``engine``,
-        ``df_method``, ``cov_type``, ``cluster``, ``conf_level``).
+        ``df_method``, ``cov_type``, ``cluster``, ``conf_level``). With ``cov_type="cr2"`` the
+        default cluster is the assignment level.
 
     Returns
     -------
     MixedResult
-        With ``result.growth`` describing the specification (used by :func:`contrast`).
+        With ``result.growth`` describing the specification (``.design``: the assignment
+        level, the random structure and the df rule).
+
+    Warns
+    -----
+    DesignDfWarning
+        A between-cluster term is tested with df far above the number of clusters (only
+        possible with ``random_slopes``/``random_effects`` overrides or ``between_df="model"``).
+
+    Notes
+    -----
+    Alternatives with the same target: ``cov_type="cr2"`` (CR2 by assignment cluster with
+    Bell-McCaffrey df) and :func:`fit_growth_two_stage` (cluster slopes compared by a t test).
 
     Examples
     --------
     >>> import coevidence as cv
     >>> panel = cv.load_example_study().panel(unit="organization")  # doctest: +SKIP
     >>> res = cv.fit_growth(panel, "research_use")  # doctest: +SKIP
+    >>> res.growth.design.assignment_level  # doctest: +SKIP
+    'provider_id'
     """
-    from coevidence.models.mixed.api import fit_mixed
+    from coevidence.models.mixed._design import design_guard
+    from coevidence.models.mixed.api import _fit_mixed
 
     if not isinstance(panel, pd.DataFrame):
-        raise TypeError(f"panel must be a pandas DataFrame, got {type(panel).__name__}")
+        raise ModelSpecificationError(
+            f"panel must be a pandas DataFrame, got {type(panel).__name__}"
+        )
+    if between_df not in ("auto", "bound", "model"):
+        raise ModelSpecificationError(
+            f"between_df must be 'auto', 'bound' or 'model', got {between_df!r}"
+        )
+    levels = list(levels)
     needed = [outcome, time, arm, *levels]
     if time_coding == "piecewise":
         needed += ["years_since_start", "years_since_end"]
@@ -196,15 +448,91 @@ def fit_growth(
         data["pre_years"] = np.minimum(ys, 0.0)
         data["post_years"] = ye
         data["ta_years"] = np.maximum(ys, 0.0) - ye
-    formula = growth_formula(outcome, time, arm, levels, random_slope, time_coding, covariates)
-    res = fit_mixed(formula, data, **fit_kwargs)
+    obs = data.dropna(subset=[c for c in needed if c in data.columns])
+    if assigned_at is not None:
+        from coevidence.models.mixed._design import constant_within
+
+        if assigned_at not in levels:
+            raise ModelSpecificationError(
+                f"assigned_at={assigned_at!r} is not one of levels {levels}"
+            )
+        if not constant_within(obs, arm, assigned_at):
+            raise ModelSpecificationError(
+                f"{arm!r} varies within {assigned_at!r}, so it cannot be assigned there"
+            )
+        level, source, reason = assigned_at, "argument", f"assigned_at={assigned_at!r}"
+    else:
+        level, source, reason = assignment_level(obs, arm, levels, design)
+    formula = growth_formula(
+        outcome, time, arm, levels, random_slope, time_coding, covariates,
+        assigned_at=level, random_slopes=random_slopes, random_effects=random_effects,
+    )
+    if fit_kwargs.get("cov_type") == "cr2" and fit_kwargs.get("cluster") is None and level:
+        fit_kwargs = {**fit_kwargs, "cluster": level}
+    res = _fit_mixed(formula, data, stacklevel=4, **fit_kwargs)
+    plan = tuple(_slope_plan(levels, level, random_slope, random_slopes)) if (
+        random_effects is None) else ()
+    res, design_info = _design_inference(res, data, level, source, reason, plan, time_coding,
+                                         between_df, time)
+    design_guard(res, data, extra=[level] if level else (), stacklevel=3)
     covs = (covariates,) if isinstance(covariates, str) else tuple(covariates or ())
     spec = GrowthSpec(
         outcome=outcome, time=time, arm=arm, reference=reference, levels=tuple(levels),
         random_slope=random_slope, time_coding=time_coding, covariates=covs, arms=arms,
         frame=_growth_frame(data, res, outcome, time, arm, time_coding),
+        design=design_info,
     )
     return res.with_growth(spec)
+
+
+def _design_inference(res, data, level, source, reason, plan, time_coding, between_df, time):
+    """Bound the df of the between-cluster terms by ``G - q`` (see ``between_df``)."""
+    from coevidence.models.mixed._design import between_terms
+
+    random_part = res.formula.split("~", 1)[1]
+    random_part = " + ".join(p.strip() for p in _random_parts(random_part))
+    if level is None:
+        return res, DesignInfo(None, 0, source, reason, plan, random_part)
+    info = res._info
+    frame = info.data.copy()
+    if level not in frame.columns:
+        frame[level] = data.loc[info.row_index, level].to_numpy()
+    names = list(res.params.index)
+    terms = [bt for bt in between_terms(info, frame, [level], names) if bt.level == level]
+    G = int(frame[level].nunique())  # noqa: N806
+    slope_vars = set(PIECES) if time_coding == "piecewise" else {time}
+    bounds = {bt.index: bt.df_bound for bt in terms}
+    by_within = {bt.within: bt.df_bound for bt in terms}
+    fallback = min(bounds.values(), default=float(max(G - 1, 1)))
+    # the intercept and the time trend are between-cluster quantities too
+    for j, n in enumerate(names):
+        if n == "(Intercept)":
+            bounds[j] = by_within.get((), fallback)
+        elif n in slope_vars:
+            bounds[j] = by_within.get((n,), fallback)
+    bound = min(bounds.values(), default=fallback)
+    vc = res.diagnostics.boundary
+    here = vc[vc["group"] == level]
+    at_zero = bool(here[(here["kind"] == "variance")
+                        & (here["parameter"] != "(Intercept)")]["at_boundary"].any())
+    on_boundary = bool(here["at_boundary"].any())
+    notes = []
+    if on_boundary:
+        where = ", ".join(here.loc[here["at_boundary"], "parameter"])
+        notes.append(f"random effects at {level!r} on the boundary ({where})")
+    bounded = False
+    if terms and (between_df == "bound" or (between_df == "auto" and at_zero)):
+        res, bounded = res._with_df_bounds(bounds)
+    return res, DesignInfo(
+        level, G, source, reason, plan, random_part, df_bound=float(bound), df_bounded=bounded,
+        slope_at_boundary=at_zero, notes=tuple(notes),
+    )
+
+
+def _random_parts(rhs: str) -> list[str]:
+    from coevidence.models.mixed.formula import _split_top
+
+    return [p for p in _split_top(rhs, "+") if "|" in p]
 
 
 def time_label(value) -> str:

@@ -1,0 +1,243 @@
+"""Where the arm is assigned: detection, the between-cluster df bound and the df guard.
+
+A term whose variables include one that is constant within the clusters of some level (the arm
+of a study randomised by TA provider is constant within providers) is identified only by
+comparisons *between* those clusters. Its test is valid only when the model lets that term's
+effect vary at that level (a random intercept for the arm, a random slope for arm x time), and
+its df cannot exceed the between-cluster df ``G - q`` (``G`` clusters, ``q`` cluster-level
+fixed effects of the same kind), the "between-within" df of SAS and of Li & Redden (2015).
+
+Examples
+--------
+>>> import pandas as pd
+>>> d = pd.DataFrame({"p": list("aabbccdd"), "o": list("ABCDEFGH"), "arm": [0, 0, 1, 1] * 2})
+>>> constant_within(d, "arm", "p"), constant_within(d, "arm", "o")
+(True, True)
+>>> coarsest_constant_level(d, "arm", ["p", "o"])
+'p'
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from coevidence.exceptions import DesignDfWarning
+
+__all__ = [
+    "DESIGN_DF_FACTOR",
+    "BetweenTerm",
+    "between_terms",
+    "coarsest_constant_level",
+    "constant_within",
+    "design_guard",
+]
+
+#: fit_mixed warns when a between-cluster term is tested with df above this multiple of its
+#: between-cluster df bound ``G - q`` (and at least ``G``). Under the design-aware model the
+#: Satterthwaite df of such a term stay near ``G - q``; with the slope variance missing at the
+#: assignment level they approach the number of repeated units (measured in
+#: benchmarks/bench_growth_calibration.py).
+DESIGN_DF_FACTOR = 2.0
+
+
+def constant_within(data: pd.DataFrame, var: str, group: str | Sequence[str]) -> bool:
+    """True when ``var`` takes one value within every level of ``group`` (NaN is a value)."""
+    keys = [group] if isinstance(group, str) else list(group)
+    v = pd.factorize(data[var], use_na_sentinel=False)[0].astype(np.int64)
+    g = np.zeros(len(data), dtype=np.int64)
+    for k in keys:
+        c = pd.factorize(data[k], use_na_sentinel=False)[0].astype(np.int64)
+        g = g * (int(c.max(initial=0)) + 1) + c
+    n_groups = len(np.unique(g))
+    n_pairs = len(np.unique(g * (int(v.max(initial=0)) + 1) + v))
+    return n_pairs == n_groups
+
+
+def coarsest_constant_level(
+    data: pd.DataFrame, var: str, levels: Sequence[str]
+) -> str | None:
+    """The level with the fewest groups among ``levels`` within which ``var`` is constant.
+
+    A level counts only when every value of ``var`` spans at least two of its groups (a
+    relabelled copy of the arm is not a level the arm was assigned at).
+    """
+    cands = []
+    for g in levels:
+        if g == var or not constant_within(data, var, g):
+            continue
+        per_value = data.groupby(data[var].astype(str), sort=False)[g].nunique()
+        if (per_value >= 2).all():
+            cands.append(g)
+    if not cands:
+        return None
+    return min(cands, key=lambda g: (data[g].nunique(dropna=False), list(levels).index(g)))
+
+
+def _nests(data: pd.DataFrame, inner: str, outer: str) -> bool:
+    """Every level of ``inner`` lies in one level of ``outer``."""
+    return constant_within(data, outer, inner)
+
+
+@dataclass(frozen=True)
+class BetweenTerm:
+    """A fixed-effect column that varies only between the clusters of ``level``.
+
+    Attributes
+    ----------
+    index : position of the column among the fixed effects.
+    name : its lme4 name (``"time:ta_modelco_creation"``).
+    variable : the variable of the term that is constant within clusters (``"ta_model"``).
+    within : the term's other variables (``("time",)``): what must vary at ``level``.
+    level : the grouping column (the coarsest one within which ``variable`` is constant).
+    n_clusters : number of clusters ``G``.
+    df_bound : ``G - q``, ``q`` the number of fixed columns with the same ``within`` part that
+        are constant within clusters apart from ``within`` (the intercept or slope itself, the
+        arm contrasts, cluster-level covariates).
+    """
+
+    index: int
+    name: str
+    variable: str
+    within: tuple[str, ...]
+    level: str
+    n_clusters: int
+    df_bound: float
+
+
+def _term_columns(info) -> list[tuple[int, set[str]]]:
+    """(column position, data variables of its term) for every fixed column."""
+    spec = info.fixed_spec
+    cols = list(spec.column_names) if hasattr(spec, "column_names") else list(info.raw_fixed_names)
+    pos = {c: i for i, c in enumerate(cols)}
+    out = []
+    for term, sl in spec.term_slices.items():
+        vars_ = {str(v) for v in spec.term_variables.get(term, set())}
+        vars_ = {v for v in vars_ if v in info.data.columns}
+        for c in cols[sl]:
+            if c in pos and c in info.raw_fixed_names:
+                out.append((list(info.raw_fixed_names).index(c), vars_))
+    return out
+
+
+def between_terms(
+    info, frame: pd.DataFrame, levels: Sequence[str], fixed_names: Sequence[str]
+) -> list[BetweenTerm]:
+    """Fixed columns whose term contains a variable constant within the clusters of a level.
+
+    ``frame`` holds the model's rows with the model's columns and any candidate level columns;
+    ``levels`` are the candidate assignment levels.
+    """
+    cols = _term_columns(info)
+    n = len(frame)
+    constant: dict[str, str | None] = {}
+    for _, vars_ in cols:
+        for v in vars_:
+            if v not in constant:
+                nun = frame[v].nunique(dropna=False)
+                constant[v] = (
+                    coarsest_constant_level(frame, v, levels) if nun > 1 else None
+                )
+    out: list[BetweenTerm] = []
+    for j, vars_ in cols:
+        hits = [(v, constant[v]) for v in sorted(vars_) if constant.get(v)]
+        if not hits:
+            continue
+        v, level = min(hits, key=lambda h: frame[h[1]].nunique())
+        G = int(frame[level].nunique())  # noqa: N806
+        if G >= n:
+            continue
+        within = tuple(sorted(u for u in vars_ if u != v and not constant_within(frame, u, level)))
+        # q: columns with the same within-part whose other variables are all cluster-level
+        q = 0
+        for _, other in cols:
+            ow = tuple(sorted(u for u in other if not constant_within(frame, u, level)))
+            if ow == within:
+                q += 1
+        out.append(BetweenTerm(index=j, name=fixed_names[j], variable=v, within=within,
+                               level=level, n_clusters=G, df_bound=float(max(G - q, 1))))
+    return out
+
+
+def candidate_levels(info, data: pd.DataFrame | None, extra: Sequence[str] = ()) -> list[str]:
+    """Grouping columns of the model, ``extra`` ones, and columns of ``data`` above them.
+
+    A column of ``data`` not in the model is a candidate when it is a label column (string,
+    categorical, boolean-free integer ids) in which the model's coarsest grouping factor is
+    nested: the level a study may have randomised at without modelling it.
+    """
+    levels = list(dict.fromkeys([*info.group_columns, *[e for e in extra if e]]))
+    if data is None or not len(info.group_columns):
+        return levels
+    sub = data.loc[info.row_index]
+    base = min(info.group_columns, key=lambda g: info.data[g].nunique())
+    n = len(sub)
+    for col in data.columns:
+        if col in levels or col in info.data.columns and col not in info.group_columns:
+            continue
+        s = sub[col]
+        if not (
+            isinstance(s.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_string_dtype(s)
+            or pd.api.types.is_object_dtype(s)
+            or (pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s))
+        ):
+            continue
+        if s.isna().any():
+            continue
+        k = s.nunique()
+        if not 2 <= k <= max(n // 4, 2) or k >= info.data[base].nunique():
+            continue
+        probe = pd.DataFrame({"base": info.data[base].to_numpy(), "col": s.to_numpy()})
+        if _nests(probe, "base", "col"):
+            levels.append(col)
+    return levels
+
+
+def design_guard(result, data: pd.DataFrame | None = None, extra: Sequence[str] = (),
+                 stacklevel: int = 3) -> tuple[BetweenTerm, ...]:
+    """Warn (:class:`DesignDfWarning`) for between-cluster terms tested with too many df.
+
+    Returns the flagged terms (empty when none).
+    """
+    info = result._info
+    levels = candidate_levels(info, data, extra)
+    if not levels:
+        return ()
+    frame = info.data.copy()
+    if data is not None:
+        for col in levels:
+            if col not in frame.columns:
+                frame[col] = data.loc[info.row_index, col].to_numpy()
+    terms = between_terms(info, frame, levels, list(result.params.index))
+    dfs = result.tidy()["df"].to_numpy(float)
+    flagged = []
+    for bt in terms:
+        df = dfs[bt.index]
+        if np.isfinite(bt.df_bound) and (
+            (not np.isfinite(df)) or df > max(DESIGN_DF_FACTOR * bt.df_bound, bt.n_clusters)
+        ):
+            flagged.append((bt, df))
+    if flagged:
+        lines = []
+        for bt, df in flagged:
+            slope = " + ".join(bt.within) if bt.within else ""
+            re_ = f"(1 + {slope} | {bt.level})" if slope else f"(1 | {bt.level})"
+            lines.append(
+                f"{bt.name!r} varies only between the {bt.n_clusters} levels of "
+                f"{bt.level!r} ({bt.variable!r} is constant within them) but is tested with "
+                f"{df:.1f} df ({result.df_method}); at most {bt.df_bound:g} df are available "
+                f"between {bt.level!r} clusters. Let the effect vary at that level ({re_}), "
+                f"use fit_growth (design-aware random slopes), or cov_type='cr2' with "
+                f"cluster={bt.level!r}"
+            )
+        warnings.warn(
+            "anti-conservative inference for between-cluster term(s): " + "; ".join(lines),
+            DesignDfWarning,
+            stacklevel=stacklevel,
+        )
+    return tuple(bt for bt, _ in flagged)
