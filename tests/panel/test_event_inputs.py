@@ -138,8 +138,10 @@ def test_bootstrap_options_change_output(df):
     assert (
         (wd["uniform_high"] - wd["uniform_low"]) < (wa["uniform_high"] - wa["uniform_low"])
     ).all()
-    with pytest.raises(ValueError, match="cluster= applies"):
-        cv.fit_event_study(df, "research_use", cluster="org_id")
+    # cluster= no longer needs the bootstrap: analytic cluster-robust (CR2-type) SEs
+    an = cv.fit_event_study(df.assign(prov=df["org_id"] % 10), "research_use", cluster="prov")
+    assert "analytic (influence function), clustered by prov" in an.summary()
+    assert (an.tidy()["df"] <= 9).all()
     with pytest.raises(StudyValidationError, match="constant within"):
         cv.fit_event_study(
             df.assign(prov=np.arange(len(df)) % 3), "research_use", cluster="prov", **base

@@ -26,7 +26,10 @@ class Cells:
     ``V = IF' IF / n**2``).
 
     ``level`` is the ``by=`` level of each cell ("" without ``by``); ``group``/``time`` are period
-    labels; ``post`` marks ``time >= group`` (treatment started).
+    labels; ``post`` marks ``time >= group`` (treatment started). Callaway & Sant'Anna cells also
+    carry ``members`` (n_units x n_cells: +1 treated, -1 comparison unit, 0 not used) and ``base``
+    (the base period of each comparison), which the small-sample (CR2-type) adjustment and the
+    Bell-McCaffrey degrees of freedom need (:mod:`coevidence.models._did_small`).
     """
 
     level: np.ndarray
@@ -37,6 +40,8 @@ class Cells:
     n_treated: np.ndarray
     n_control: np.ndarray
     reference: np.ndarray  # True for a normalised reference cell (estimate fixed at 0)
+    members: np.ndarray | None = None  # n_units x n_cells int8: +1 treated, -1 control, 0 out
+    base: np.ndarray | None = None  # base period label of each cell (NaN for reference cells)
 
     @property
     def post(self) -> np.ndarray:
@@ -140,7 +145,7 @@ def cs_cells(
         cohorts > periods[0] + anticipation
     ]  # treated in the first period: dropped by caller
     out: dict[str, list] = {
-        k: [] for k in ("level", "group", "time", "est", "inf", "n1", "n0", "ref")
+        k: [] for k in ("level", "group", "time", "est", "inf", "n1", "n0", "ref", "mem", "base")
     }
     ulevels = list(dict.fromkeys(levels.tolist()))
     for lev in ulevels:
@@ -165,6 +170,7 @@ def cs_cells(
                         out["n0"].append(0),
                         out["ref"].append(True),
                     )
+                    out["mem"].append(np.zeros(n, dtype=np.int8)), out["base"].append(np.nan)
                     continue
                 if control == "never_treated":
                     ctrl = ~np.isfinite(G)
@@ -189,6 +195,10 @@ def cs_cells(
                     out["n0"].append(int(ctrl.sum())),
                     out["ref"].append(False),
                 )
+                mem = np.zeros(n, dtype=np.int8)
+                mem[treated] = 1
+                mem[ctrl] = -1
+                out["mem"].append(mem), out["base"].append(float(periods[b]))
     if not out["est"]:
         raise ModelSpecificationError(
             "no treated cohort has a pre-treatment period to compare against"
@@ -202,4 +212,6 @@ def cs_cells(
         n_treated=np.array(out["n1"]),
         n_control=np.array(out["n0"]),
         reference=np.array(out["ref"]),
+        members=np.column_stack(out["mem"]),
+        base=np.array(out["base"], dtype=float),
     )

@@ -4,10 +4,17 @@ Estimators: Callaway & Sant'Anna (``"callaway_santanna"``, hand-written on numpy
 ``did``; reproduces the package's published mpdta results), Sun & Abraham (``"sun_abraham"``),
 Gardner's two-stage DiD (``"two_stage"``) and the conventional two-way fixed effects
 (``"twfe"``, a benchmark that is biased when effects vary over time and cohorts).
+
+Inference with few clusters (``docs/models/few_clusters.md``): with ``cluster=`` (e.g. the TA
+provider, the unit of assignment) standard errors are cluster-robust with a CR2-type leverage
+adjustment (Callaway & Sant'Anna; CR1's ``G / (G - 1)`` for the other estimators) and tests are t
+tests with Bell-McCaffrey df (CS) or ``G - 1`` df; ``df="normal"`` gives R ``did``'s z tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 import warnings
 from collections.abc import Sequence
 
@@ -15,8 +22,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from coevidence.exceptions import MissingDataWarning, ModelSpecificationError, StudyValidationError
+from coevidence.exceptions import (
+    FewClustersWarning,
+    MissingDataWarning,
+    ModelSpecificationError,
+    StudyValidationError,
+)
 from coevidence.models import _did_aggregate as agg
+from coevidence.models import _did_small as small
 from coevidence.models._did_cs import Cells, cs_cells
 from coevidence.models._did_regression import (
     LongPanel,
@@ -25,12 +38,29 @@ from coevidence.models._did_regression import (
     two_stage_cells,
 )
 from coevidence.models._panel_data import TABLE, check_columns, check_identifiers, drop_missing
+from coevidence.models.panel import FEW_CLUSTERS  # z tests with fewer clusters warn
 from coevidence.results.event_study import EffectTable, EventStudyDiagnostics, EventStudyResult
 
 __all__ = ["fit_event_study"]
 
 ESTIMATORS = ("callaway_santanna", "sun_abraham", "two_stage", "twfe")
 CONTROLS = ("never_treated", "not_yet_treated")
+SMALL_SAMPLE = ("auto", "cr2", "cr1", "none")
+DF_OPTIONS = ("auto", "bm", "cluster", "normal")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inference:
+    """How standard errors and reference distributions are computed for one fit."""
+
+    codes: np.ndarray | None  # cluster code per unit; None = the units themselves
+    n_clusters: int
+    var_factor: float = 1.0  # CR1 factor G / (G - 1) (estimators without the CR2 adjustment)
+    share_scale: np.ndarray | None = None  # CR2 factor of the cohort-share influence
+    df_mode: str = "cluster"  # "bm", "cluster" (G - 1), "normal" (z) or "fixed"
+    df_fixed: float = np.inf
+    conf_level: float = 0.95
+    f_pretest: bool = False  # pre-trend test as F(q, G - 1) instead of chi2(q)
 
 
 def _unit_constant(panel: pd.DataFrame, unit: str, col: str) -> None:
@@ -55,30 +85,71 @@ def _unit_constant(panel: pd.DataFrame, unit: str, col: str) -> None:
 class _Engine:
     """Holds the cells / influence functions and computes tables on demand."""
 
-    def __init__(self, *, cells, unit_group, unit_level, levels, info, boot, twfe=None, by=None):
+    def __init__(
+        self, *, cells, unit_group, unit_level, levels, info, boot, inference, twfe=None, by=None
+    ):
         self.cells: Cells | None = cells
         self.unit_group = unit_group
         self.unit_level = unit_level
         self.levels = levels
         self.info = info
-        self.boot = boot  # None or dict(reps, weights, seed, cluster)
+        self.boot = boot  # None or dict(reps, weights, seed, conf_level)
+        self.inference: _Inference = inference
         self.twfe = twfe
         self.by = by
+        self._bm_cache: dict = {}  # design-only matrices of the Bell-McCaffrey df
 
     # -- standard errors -----------------------------------------------------------------------
     def se(self, inf: np.ndarray) -> tuple[np.ndarray, float | None]:
         inf = inf if inf.ndim == 2 else inf[:, None]
+        inference = self.inference
+        if inference.var_factor != 1.0:
+            inf = inf * np.sqrt(inference.var_factor)
         if self.boot is None:
-            return agg.se_from_inf(inf), None
+            if inference.codes is None:
+                return agg.se_from_inf(inf), None
+            return agg.se_clustered(inf, inference.codes, inference.n_clusters), None
         rng = np.random.default_rng(self.boot["seed"])
         return agg.multiplier_bootstrap(
             inf,
             self.boot["reps"],
             rng,
             self.boot["weights"],
-            self.boot["cluster"],
+            inference.codes,
             self.boot["conf_level"],
         )
+
+    def df(self, W: np.ndarray | None, m: int) -> np.ndarray:
+        """Reference df for ``m`` estimates with cell weights ``W`` (n_cells x m, or None)."""
+        inference = self.inference
+        G = inference.n_clusters
+        if inference.df_mode == "normal":
+            return np.full(m, np.inf)
+        if inference.df_mode == "fixed":
+            return np.full(m, float(inference.df_fixed))
+        if inference.df_mode == "bm" and W is not None and self.cells is not None:
+            codes = inference.codes if inference.codes is not None else np.arange(G)
+            df = small.bm_df(self.cells, W, codes, G, self._bm_cache)
+            return np.where(np.isfinite(df), np.maximum(df, 1.0), float(G - 1))
+        return np.full(m, float(G - 1))
+
+    def crit(self, crit: float | None, df: np.ndarray) -> np.ndarray | float | None:
+        """Uniform-band critical values, widened by ``t_df / z`` at the fit's level for t tests."""
+        if crit is None or not np.isfinite(crit) or not np.isfinite(df).any():
+            return crit
+        q = 0.5 + self.inference.conf_level / 2
+        ratio = np.where(
+            np.isfinite(df), stats.t.ppf(q, np.where(np.isfinite(df), df, 1.0)), stats.norm.ppf(q)
+        ) / stats.norm.ppf(q)
+        return crit * ratio
+
+    def wald(self, est: np.ndarray, inf: np.ndarray) -> dict[str, float]:
+        """Joint Wald (or F) test that ``est`` is zero, with this fit's clustering."""
+        inference = self.inference
+        if inference.var_factor != 1.0:
+            inf = inf * np.sqrt(inference.var_factor)
+        df2 = float(inference.n_clusters - 1) if inference.f_pretest else np.inf
+        return agg.wald(est, inf, inference.codes, inference.n_clusters, df2)
 
     def _prefix(self, level: object) -> str:
         return f"{level}: " if self.by is not None else ""
@@ -92,6 +163,7 @@ class _Engine:
         c = self.cells
         se, _ = self.se(c.inf)
         se = np.where(c.reference, np.nan, se)
+        df = np.where(c.reference, np.nan, self.df(np.eye(len(c.estimate)), len(c.estimate)))
         return pd.DataFrame(
             {
                 "level": c.level if self.by is not None else None,
@@ -100,6 +172,7 @@ class _Engine:
                 "event_time": c.time - c.group,
                 "estimate": c.estimate,
                 "std_error": se,
+                "df": df,
                 "reference": c.reference,
                 "n_treated": c.n_treated,
                 "n_control": c.n_control,
@@ -110,18 +183,21 @@ class _Engine:
         if self.cells is None:
             t = self.twfe
             se, crit = self.se(t["event_inf"])
+            df = self.df(None, len(se))
             return EffectTable(
                 title="Dynamic TWFE event-time coefficients",
                 terms=[f"e={e:g}" for e in t["event_times"]],
                 estimate=t["event"],
                 std_error=se,
+                df=df,
                 info=self.info,
                 extra=pd.DataFrame({"event_time": t["event_times"]}),
-                crit_uniform=crit,
+                crit_uniform=self.crit(crit, df),
             )
         c = self.cells
         keep = ~c.reference
         se, crit = self.se(c.inf[:, keep])
+        df = self.df(np.eye(len(c.estimate))[:, keep], int(keep.sum()))
         terms = [
             f"{self._prefix(lv)}ATT(g={g:g}, t={t:g})"
             for lv, g, t in zip(c.level[keep], c.group[keep], c.time[keep], strict=True)
@@ -139,9 +215,10 @@ class _Engine:
             terms=terms,
             estimate=c.estimate[keep],
             std_error=se,
+            df=df,
             info=self.info,
             extra=extra,
-            crit_uniform=crit,
+            crit_uniform=self.crit(crit, df),
         )
 
     # -- aggregation ---------------------------------------------------------------------------
@@ -171,7 +248,15 @@ class _Engine:
             raise ModelSpecificationError(
                 f"estimator='twfe' supports aggregate('simple') and ('event'), not {kind!r}"
             )
-        return agg.aggregate(self.cells, kind, self.unit_group, self.unit_level, level, **kw)
+        return agg.aggregate(
+            self.cells,
+            kind,
+            self.unit_group,
+            self.unit_level,
+            level,
+            share_scale=self.inference.share_scale,
+            **kw,
+        )
 
     def aggregate(
         self, kind, *, level=None, balance_e=None, min_e=-np.inf, max_e=np.inf
@@ -184,7 +269,7 @@ class _Engine:
         for lv in levels:
             if lv not in self.levels:
                 raise ValueError(f"level {lv!r} is not a level of by={self.by!r}: {self.levels}")
-        terms, ests, infs, extra = [], [], [], []
+        terms, ests, infs, extra, wts = [], [], [], [], []
         for lv in levels:
             a = self._agg_one(kind, lv, balance_e=balance_e, min_e=min_e, max_e=max_e)
             pre = self._prefix(lv)
@@ -193,6 +278,7 @@ class _Engine:
                 terms.append(pre + (fmt.format(lab) if kind != "simple" else "ATT"))
                 ests.append(est)
                 infs.append(a.inf[:, j])
+                wts.append(None if a.weights is None else a.weights[:, j])
                 extra.append(
                     {
                         "level": lv,
@@ -204,8 +290,11 @@ class _Engine:
                 terms.append(pre + "overall")
                 ests.append(a.overall)
                 infs.append(a.overall_inf)
+                wts.append(a.overall_weights)
                 extra.append({"level": lv, "label": np.nan, "overall": True})
         se, crit = self.se(np.column_stack(infs))
+        W = None if any(w is None for w in wts) else np.column_stack(wts)
+        df = self.df(W, len(se))
         ex = pd.DataFrame(extra)
         if self.by is None:
             ex = ex.drop(columns="level")
@@ -224,9 +313,10 @@ class _Engine:
             terms=terms,
             estimate=np.array(ests),
             std_error=se,
+            df=df,
             info={**self.info, "aggregation": kind},
             extra=ex,
-            crit_uniform=crit,
+            crit_uniform=self.crit(crit, df),
         )
 
     def compare(self, a, b, kind) -> EffectTable:
@@ -238,11 +328,14 @@ class _Engine:
             raise ModelSpecificationError(f"no overall {kind} effect for one of the levels")
         inf = np.column_stack([ra.overall_inf, rb.overall_inf, ra.overall_inf - rb.overall_inf])
         se, _ = self.se(inf)
+        wa, wb = ra.overall_weights, rb.overall_weights
+        W = None if wa is None or wb is None else np.column_stack([wa, wb, wa - wb])
         return EffectTable(
             title=f"Comparison of overall {kind} effects: {a} - {b}",
             terms=[f"{a}", f"{b}", f"{a} - {b}"],
             estimate=np.array([ra.overall, rb.overall, ra.overall - rb.overall]),
             std_error=se,
+            df=self.df(W, 3),
             info={**self.info, "aggregation": kind},
         )
 
@@ -266,6 +359,8 @@ def fit_event_study(
     cluster: str | None = None,
     seed: int | None = None,
     conf_level: float = 0.95,
+    small_sample: str = "auto",
+    df: str | float = "auto",
 ) -> EventStudyResult:
     """Estimate effects of a staggered rollout (organisations starting TA at different times).
 
@@ -301,15 +396,44 @@ def fit_event_study(
         ``EffectTable.frame()`` adds uniform (sup-t) bands. Default: analytic influence-function SEs.
     bootstrap_weights : {"mammen", "rademacher"}
     cluster : str, optional
-        Cluster column (constant within unit) for the bootstrap; default: units.
+        Cluster column (constant within unit), e.g. the TA provider that was randomised: analytic
+        and bootstrap standard errors are then clustered on it (influence functions summed within
+        clusters). Default: units.
     seed : int, optional
         Seed for the bootstrap (results are reproducible given the seed).
     conf_level : float
         Level of the uniform bands.
+    small_sample : {"auto", "cr2", "cr1", "none"}
+        Small-sample adjustment of the clustered variance. ``"cr2"``: Bell-McCaffrey-type
+        leverage adjustment of every unit's influence value, ``(1 - m_cg / n_g)^{-1/2}`` for a
+        cluster with ``m_cg`` of the ``n_g`` units of its comparison group (Callaway & Sant'Anna
+        only; exact CR2 without covariates). Without it, cluster-summed variances shrink by
+        ``(m - 1) / m`` when a cohort is made of ``m`` clusters. ``"cr1"``: the factor
+        ``G / (G - 1)``. ``"none"``: as R ``did``. ``"auto"``: ``"cr2"`` (Callaway & Sant'Anna) or
+        ``"cr1"`` (other estimators) with ``cluster=``, ``"none"`` when clustering by unit.
+    df : {"auto", "bm", "cluster", "normal"} or float
+        Reference distribution of tests and pointwise intervals. ``"bm"``: t with Bell-McCaffrey
+        (Satterthwaite) df per estimate, capped at ``G - 1`` (needs ``small_sample="cr2"``);
+        ``"cluster"``: t with ``G - 1`` df, G the number of clusters (units without ``cluster=``);
+        ``"normal"``: z tests, as R ``did``; a number: t with that many df. ``"auto"``: ``"bm"``
+        when the CR2 adjustment is used (and G <= 200), else ``"cluster"``. ``result.info``
+        records the choice (``df_method``) and the cluster count (``n_clusters``).
 
     Returns
     -------
     EventStudyResult
+
+    Raises
+    ------
+    ModelSpecificationError
+        Unknown ``small_sample`` / ``df`` option, ``small_sample="cr2"`` or ``df="bm"`` for an
+        estimator other than Callaway & Sant'Anna, or fewer than 2 clusters.
+
+    Warns
+    -----
+    FewClustersWarning
+        A treated cohort or comparison group consists of a single cluster (its between-cluster
+        variance cannot be estimated), or z tests were requested with few clusters.
 
     Examples
     --------
@@ -319,6 +443,16 @@ def fit_event_study(
     ...                         first_treated="first.treat")
     >>> round(float(es.tidy()["estimate"].iloc[0]), 4)
     -0.0105
+
+    Clustered by state-like groups of counties (here 10 artificial clusters): CR2-adjusted SEs
+    and t tests with Bell-McCaffrey df.
+
+    >>> d = load_mpdta()
+    >>> d["region"] = d["countyreal"].rank(method="dense").astype(int) % 10
+    >>> es = cv.fit_event_study(d, "lemp", unit="countyreal", time="year",
+    ...                         first_treated="first.treat", cluster="region")
+    >>> es.info["n_clusters"], bool(es.aggregate("simple").tidy()["df"].iloc[0] <= 9)
+    (10, True)
     """
     for name, val, allowed in (
         ("estimator", estimator, ESTIMATORS),
@@ -333,8 +467,25 @@ def fit_event_study(
         raise ValueError(f"anticipation must be a non-negative integer, got {anticipation!r}")
     if bootstrap is not None and (not isinstance(bootstrap, (int, np.integer)) or bootstrap < 50):
         raise ValueError(f"bootstrap must be None or a number of draws >= 50, got {bootstrap!r}")
-    if cluster is not None and bootstrap is None:
-        raise ValueError("cluster= applies to the multiplier bootstrap; give bootstrap=<draws> too")
+    if small_sample not in SMALL_SAMPLE:
+        raise ModelSpecificationError(
+            f"small_sample must be one of {list(SMALL_SAMPLE)}, got {small_sample!r}"
+        )
+    if isinstance(df, str):
+        if df not in DF_OPTIONS:
+            raise ModelSpecificationError(
+                f"df must be one of {list(DF_OPTIONS)} or a positive number, got {df!r}"
+            )
+    elif not isinstance(df, numbers.Real) or isinstance(df, bool) or not df > 0:
+        raise ModelSpecificationError(
+            f"df must be one of {list(DF_OPTIONS)} or a positive number, got {df!r}"
+        )
+    if estimator != "callaway_santanna" and (small_sample == "cr2" or df == "bm"):
+        raise ModelSpecificationError(
+            "the CR2 leverage adjustment and Bell-McCaffrey df are implemented for "
+            f"estimator='callaway_santanna' only; use small_sample='cr1' and df='cluster' with "
+            f"estimator={estimator!r}"
+        )
     covs = list(covariates or [])
     check_columns(
         panel,
@@ -435,16 +586,70 @@ def fit_event_study(
             "reps": int(bootstrap),
             "weights": bootstrap_weights,
             "seed": seed,
-            "cluster": clus_unit,
             "conf_level": conf_level,
         }
     )
+    if clus_unit is not None:
+        codes, n_clusters = small.cluster_codes(clus_unit)
+    else:
+        codes, n_clusters = None, len(G_unit)
+    if n_clusters < 2:
+        raise ModelSpecificationError(
+            f"cluster-robust inference needs at least 2 clusters; {cluster or unit!r} has "
+            f"{n_clusters}"
+        )
+    what = f"{n_clusters} clusters of {cluster!r}" if cluster is not None else f"{n_clusters} units"
+    if small_sample == "auto":
+        ss = "none" if cluster is None else ("cr2" if estimator == "callaway_santanna" else "cr1")
+    else:
+        ss = small_sample
+    if df == "auto":
+        df_mode = "bm" if ss == "cr2" and n_clusters <= small.BM_MAX_CLUSTERS else "cluster"
+    elif df == "bm":
+        if ss != "cr2":
+            raise ModelSpecificationError(
+                "df='bm' (Bell-McCaffrey) goes with the CR2 adjustment: use small_sample='cr2'"
+            )
+        if n_clusters > small.BM_MAX_CLUSTERS:
+            raise ModelSpecificationError(
+                f"df='bm' is computed for at most {small.BM_MAX_CLUSTERS} clusters ({what}); "
+                "with this many clusters use df='cluster' (G - 1), which is then equivalent"
+            )
+        df_mode = "bm"
+    elif isinstance(df, str):
+        df_mode = df
+    else:
+        df_mode = "fixed"
+    if df_mode == "normal" and cluster is not None and n_clusters < FEW_CLUSTERS:
+        warnings.warn(
+            f"fit_event_study: z tests with only {n_clusters} clusters (< {FEW_CLUSTERS}) "
+            "over-reject; the default df='auto' uses t tests with df from the cluster count",
+            FewClustersWarning,
+            stacklevel=2,
+        )
+    df_text = {
+        "bm": f"t with Bell-McCaffrey (Satterthwaite) df per estimate, at most G - 1 = "
+        f"{n_clusters - 1} ({what}; few-cluster small-sample correction)",
+        "cluster": f"t with G - 1 = {n_clusters - 1} df ({what})",
+        "normal": "normal (z), as R did",
+        "fixed": f"t with {df} df (given)",
+    }[df_mode]
+    ss_text = {
+        "cr2": "CR2-type leverage adjustment (Bell-McCaffrey)",
+        "cr1": f"CR1 factor G/(G - 1) = {n_clusters}/{n_clusters - 1}",
+        "none": "no small-sample adjustment (as did)",
+    }[ss]
+    clus_text = (
+        f"clustered by {cluster} ({n_clusters} clusters)" if cluster else "clustered by unit"
+    )
     se_type = (
-        "analytic (influence function), clustered by unit"
+        f"analytic (influence function), {clus_text}"
         if boot is None
         else f"multiplier bootstrap ({bootstrap} draws, {bootstrap_weights} weights, seed {seed}), "
-        f"clustered by {cluster or unit}"
+        f"{clus_text}"
     )
+    if ss != "none":
+        se_type += f", {ss_text}"
     info = {
         "estimator": estimator,
         "outcome": outcome,
@@ -460,8 +665,13 @@ def fit_event_study(
         }[estimator],
         "anticipation": anticipation,
         "se_type": se_type,
-        "df_method": "normal (z); pointwise intervals"
+        "df_method": df_text
+        + "; pointwise intervals"
         + ("; uniform sup-t bands in frame()" if boot else ""),
+        "cluster": cluster or unit,
+        "n_clusters": n_clusters,
+        "small_sample": ss,
+        "df_choice": df_mode,
         "by": by,
     }
     if estimator == "callaway_santanna":
@@ -515,6 +725,41 @@ def fit_event_study(
                     f"dynamic TWFE not identified with one reference period: event times {refs} are "
                     "additional (second reference) periods fixed at 0"
                 )
+    share = None
+    if ss == "cr2":
+        ucodes = codes if codes is not None else np.arange(n_clusters)
+        F, single = small.cs_leverage(cells, ucodes, n_clusters)
+        cells = dataclasses.replace(cells, inf=cells.inf * F)
+        share = small.share_scale(ucodes, n_clusters)
+        if single and cluster is not None:
+            groups = sorted(
+                {
+                    f"cohort {cells.group[k]:g}" if side == 1 else "the comparison units"
+                    for k, side in single
+                }
+            )
+            warnings.warn(
+                f"fit_event_study: {', '.join(groups)} consist(s) of a single {cluster!r} cluster "
+                f"in {len(single)} group-time comparisons: the between-cluster variation of such a "
+                "group cannot be estimated and is left out of the standard errors (CR2); "
+                "consider randomization_test() for the arm effect",
+                FewClustersWarning,
+                stacklevel=2,
+            )
+            notes.append(
+                f"single-cluster groups ({', '.join(groups)}): their between-cluster variance is "
+                "not estimable and is not in the standard errors"
+            )
+    inference = _Inference(
+        codes=codes,
+        n_clusters=n_clusters,
+        var_factor=n_clusters / (n_clusters - 1) if ss == "cr1" else 1.0,
+        share_scale=share,
+        df_mode=df_mode,
+        df_fixed=float(df) if df_mode == "fixed" else np.inf,
+        conf_level=conf_level,
+        f_pretest=cluster is not None and df_mode != "normal",
+    )
     engine = _Engine(
         cells=cells,
         unit_group=G_unit,
@@ -522,15 +767,17 @@ def fit_event_study(
         levels=levels,
         info=info,
         boot=boot,
+        inference=inference,
         twfe=twfe,
         by=by,
     )
     if cells is not None:
-        pre = agg.pretrend_wald(cells)
+        pre_idx = np.flatnonzero((cells.time < cells.group) & ~cells.reference)
+        pre = engine.wald(cells.estimate[pre_idx], cells.inf[:, pre_idx])
     else:
         es = twfe["event_times"]
         pre_idx = np.flatnonzero(es < -1 - anticipation)
-        pre = _wald(twfe["event"][pre_idx], twfe["event_inf"][:, pre_idx])
+        pre = engine.wald(twfe["event"][pre_idx], twfe["event_inf"][:, pre_idx])
     sizes = pd.Series(G_unit).value_counts().sort_index()
     diagnostics = EventStudyDiagnostics(
         n_units=len(G_unit),
@@ -544,12 +791,3 @@ def fit_event_study(
     )
     return EventStudyResult(engine=engine, info=info, diagnostics=diagnostics)
 
-
-def _wald(est: np.ndarray, inf: np.ndarray) -> dict[str, float]:
-    if len(est) == 0:
-        return {"statistic": float("nan"), "df": 0, "p_value": float("nan")}
-    n = inf.shape[0]
-    V = inf.T @ inf / n
-    W = float(n * est @ np.linalg.pinv(V) @ est)
-    df = int(np.linalg.matrix_rank(V))
-    return {"statistic": W, "df": df, "p_value": float(stats.chi2.sf(W, df))}

@@ -13,9 +13,17 @@ Both models adjust for calendar time with period fixed effects (Hemming et al. 2
 Cluster effects: ``cluster_effects="fixed"`` (default) absorbs a fixed intercept per cluster and
 uses cluster-robust inference (CR2 with Satterthwaite df by default), which keeps nominal coverage
 with few clusters where mixed models with Wald tests do not (domain.md section 3c);
-``"random"`` fits a random cluster intercept by REML with statsmodels ``MixedLM`` (Wald z tests,
-as in Hussey & Hughes), for comparison with published mixed-model analyses. Rows may be
-individuals within cluster-periods (cross-sectional designs) or one row per cluster-period.
+``"random"`` fits a random cluster intercept by REML with :func:`coevidence.fit_mixed` (the
+lme4-matching engine) and tests with t statistics on Satterthwaite df (lmerTest-type; Wald z
+tests over-reject with few clusters), for comparison with published mixed-model analyses. Rows
+may be individuals within cluster-periods (cross-sectional designs) or one row per cluster-period.
+
+Few clusters: fewer than 2 clusters, or fewer than 2 that cross over, raise
+:class:`~coevidence.exceptions.ModelSpecificationError` (standard errors would be near 0), as do
+2 clusters with fixed cluster effects (the cluster-robust variance is then identically 0) and
+any treatment SE that is numerically 0; below 6 clusters a
+:class:`~coevidence.exceptions.FewClustersWarning` points to
+:func:`coevidence.models.randomization.randomization_test`.
 """
 
 from __future__ import annotations
@@ -39,6 +47,38 @@ from coevidence.models.panel import FEW_CLUSTERS, _dummies, _orth
 from coevidence.results.stepped_wedge import SteppedWedgeResult
 
 __all__ = ["fit_stepped_wedge"]
+
+#: below this many clusters fit_stepped_wedge issues a FewClustersWarning (any covariance)
+FEW_SW_CLUSTERS = 6
+
+
+def _check_clusters(
+    expo: np.ndarray, ucode: np.ndarray, G: int, unit: str, cluster_effects: str, cov: str
+) -> int:
+    """Raise when the clusters cannot support inference; return how many cross over."""
+    if G < 2:
+        raise ModelSpecificationError(
+            f"a stepped-wedge analysis needs at least 2 clusters; {unit!r} has {G}"
+        )
+    lo = np.full(G, np.inf)
+    hi = np.full(G, -np.inf)
+    np.minimum.at(lo, ucode, expo)
+    np.maximum.at(hi, ucode, expo)
+    n_cross = int(np.sum((lo == 0) & (hi > 0)))
+    if n_cross < 2:
+        raise ModelSpecificationError(
+            f"only {n_cross} cluster(s) of {unit!r} cross over from control to intervention in "
+            "the observed periods: the effect rests on one cluster's change, and neither "
+            "cluster-robust nor mixed-model standard errors can be trusted (they can be near 0); "
+            "at least 2 crossing clusters are needed"
+        )
+    if cluster_effects == "fixed" and cov != "unadjusted" and G < 3:
+        raise ModelSpecificationError(
+            f"with cluster fixed effects and only {G} clusters of {unit!r} the cluster-robust "
+            "variance is degenerate (identically 0): use cluster_effects='random' (model-based, "
+            "Satterthwaite df) or cov='unadjusted', and read the result with caution"
+        )
+    return n_cross
 
 
 def _exposure(
@@ -124,7 +164,8 @@ def fit_stepped_wedge(
     model : {"exposure_time", "immediate"}
         Exposure-time indicators (TATE and LTE reported) or the Hussey-Hughes single indicator.
     cluster_effects : {"fixed", "random"}
-        Fixed cluster intercepts with cluster-robust inference, or a random intercept (REML).
+        Fixed cluster intercepts with cluster-robust inference, or a random intercept (REML,
+        :func:`coevidence.fit_mixed`) with t tests on Satterthwaite df.
     cov : {"cr2", "clustered", "unadjusted"}
         For fixed cluster effects: CR2 with Satterthwaite df (default), CR1 with Stata's factor
         and t(G - 1), or classical. Random cluster effects always use the model-based covariance.
@@ -136,6 +177,17 @@ def fit_stepped_wedge(
     Returns
     -------
     SteppedWedgeResult
+
+    Raises
+    ------
+    ModelSpecificationError
+        Fewer than 2 clusters or fewer than 2 crossing over; 2 clusters with fixed cluster
+        effects and a cluster-robust covariance; a numerically zero standard error.
+
+    Warns
+    -----
+    FewClustersWarning
+        Fewer than 6 clusters (any covariance), or CR1 (``cov="clustered"``) with fewer than 42.
 
     Examples
     --------
@@ -202,6 +254,7 @@ def fit_stepped_wedge(
     ucode, ulev = pd.factorize(data[unit], sort=True)
     tcode = np.searchsorted(periods, data[period].to_numpy(dtype=float))
     G, T = len(ulev), len(periods)
+    n_cross = _check_clusters(expo, ucode, G, unit, cluster_effects, cov)
     # reparametrisation whose first coefficient is the TATE (exposure-time model)
     designs = [(X, names)]
     if model == "exposure_time" and S > 1 and cluster_effects == "fixed":
@@ -221,14 +274,37 @@ def fit_stepped_wedge(
         if S > 1 and cluster_effects == "fixed":  # own Satterthwaite df via the reparametrised fit
             e2, V2, df2, _ = fits[1]
             rows["TATE"] = (e2[0], np.sqrt(V2[0, 0]), df2[0])
-        elif S > 1:  # model-based covariance: a linear combination
+        elif S > 1:  # model-based covariance: a linear combination, its own Satterthwaite df
             w = np.full(S, 1.0 / S)
-            rows["TATE"] = (float(w @ est[:S]), float(np.sqrt(w @ V[:S, :S] @ w)), np.inf)
+            wfull = np.r_[w, np.zeros(len(est) - S)]
+            rows["TATE"] = (
+                float(w @ est[:S]),
+                float(np.sqrt(w @ V[:S, :S] @ w)),
+                float(info["df_for"](wfull)),
+            )
         else:
             rows["TATE"] = rows["exposure_1"]
         rows["LTE"] = rows[f"exposure_{S}"]
     for j, c in enumerate(covs):
         rows[c] = (est[k + j], np.sqrt(V[k + j, k + j]), df[k + j])
+    scale = float(np.std(y)) or 1.0
+    for term in names:
+        se_t = rows[term][1]
+        if not np.isfinite(se_t) or se_t <= 1e-8 * scale:
+            raise ModelSpecificationError(
+                f"the standard error of {term!r} is numerically zero ({se_t:.3g}) with {G} "
+                f"clusters of {unit!r}: this design leaves no between-cluster variation to estimate it "
+                "from; add clusters, or use randomization_test() for the arm effect"
+            )
+    if G < FEW_SW_CLUSTERS:
+        dfs = [rows[t][2] for t in names]
+        warnings.warn(
+            f"fit_stepped_wedge: only {G} clusters of {unit!r} ({n_cross} crossing over); tests "
+            f"are t tests with {info['df_method']} (smallest df {min(dfs):.3g}), but with so few "
+            "clusters their validity rests on the model: consider randomization_test()",
+            FewClustersWarning,
+            stacklevel=2,
+        )
     if (
         cluster_effects == "fixed"
         and cov != "unadjusted"
@@ -322,44 +398,31 @@ def _demean_u(a, u, G):
 
 
 def _fit_random(y, X, u, t, T):
-    import statsmodels.api as sm
+    """Random cluster intercept by REML with :func:`coevidence.fit_mixed`; Satterthwaite df."""
+    from coevidence.exceptions import FitWarning
+    from coevidence.models.mixed.api import fit_mixed
 
-    P = np.zeros((len(y), T - 1))
-    rows = np.flatnonzero(t > 0)
-    P[rows, t[rows] - 1] = 1.0
-    exog = np.column_stack([np.ones(len(y)), P, X])
     k = X.shape[1]
+    cols: dict[str, np.ndarray] = {"sw_y": y, "sw_cluster": np.char.add("c", u.astype(str))}
+    pcols = [f"sw_p{j}" for j in range(1, T)]
+    for j, name in enumerate(pcols, start=1):
+        cols[name] = (t == j).astype(float)
+    xcols = [f"sw_x{j}" for j in range(k)]
+    for j, name in enumerate(xcols):
+        cols[name] = X[:, j]
+    frame = pd.DataFrame(cols)
+    formula = "sw_y ~ " + " + ".join([*pcols, *xcols]) + " + (1 | sw_cluster)"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        md = sm.MixedLM(y, exog, groups=u)
-        res = None
-        tried = []
-        for method in (["lbfgs"], ["bfgs"], ["nm", "bfgs"], ["powell", "lbfgs"]):
-            try:
-                r = md.fit(reml=True, method=method)
-            except (np.linalg.LinAlgError, ValueError):
-                continue
-            tried.append(r)
-        # statsmodels' lbfgs can report converged=True with llf=+inf and a zero variance
-        # (statsmodels#10239): only finite optima count
-        good = [r for r in tried if r.converged and np.isfinite(r.llf)] or [
-            r for r in tried if np.isfinite(r.llf)
-        ]
-        if good:
-            res = max(good, key=lambda r: r.llf)  # best REML optimum among the optimizers tried
-    if res is None:
-        raise ModelSpecificationError("MixedLM failed with every optimizer tried")
-    notes = [
-        f"MixedLM optimizer warning: {w.message}"
-        for w in caught
-        if "converge" in str(w.message).lower()
-    ]
-    tau2 = (
-        float(res.cov_re.iloc[0, 0])
-        if hasattr(res.cov_re, "iloc")
-        else float(np.asarray(res.cov_re)[0, 0])
-    )
-    sigma2 = float(res.scale)
+        try:
+            res = fit_mixed(formula, frame, reml=True, df_method="satterthwaite")
+        except ModelSpecificationError as exc:
+            raise ModelSpecificationError(f"random cluster intercept model: {exc}") from exc
+    notes = [f"mixed model: {w.message}" for w in caught if issubclass(w.category, FitWarning)]
+    notes = [n.replace(repr(formula), "(random cluster intercept)") for n in notes]
+    vc = res.variance_components()
+    tau2 = float(vc.loc[vc["group"] == "sw_cluster", "vcov"].iloc[0])
+    sigma2 = float(vc.loc[vc["group"] == "Residual", "vcov"].iloc[0])
     if tau2 <= 1e-6 * sigma2:
         warnings.warn(
             f"random cluster intercept variance is at the boundary ({tau2:.3g}); "
@@ -368,30 +431,38 @@ def _fit_random(y, X, u, t, T):
             stacklevel=3,
         )
         notes.append("cluster variance on the boundary (0)")
-    fe = np.asarray(res.fe_params)
-    # GLS covariance of the fixed effects at the REML variance components, (X' V^-1 X)^-1, as
-    # lme4's vcov (statsmodels' cov_params inverts the joint Hessian instead)
-    info = np.zeros((exog.shape[1], exog.shape[1]))
-    for g in np.unique(u):
-        Xg = exog[u == g]
-        m = len(Xg)
-        Vinv = (np.eye(m) - tau2 / (sigma2 + m * tau2) * np.ones((m, m))) / sigma2
-        info += Xg.T @ Vinv @ Xg
-    cv = np.linalg.inv(info)
-    sl = slice(T, T + k)
+    elif not res.diagnostics.ok:
+        warnings.warn(
+            "random cluster intercept model: " + "; ".join(res.diagnostics.messages),
+            FitWarning,
+            stacklevel=3,
+        )
+    names = list(res.params.index)
+    idx = [names.index(c) for c in xcols]
+    beta = res.params.to_numpy()[idx]
+    V = res.vcov.to_numpy()[np.ix_(idx, idx)]
+    df = res.tidy()["df"].to_numpy()[idx]
+
+    def df_for(w: np.ndarray) -> float:
+        L = np.zeros(len(names))
+        L[idx] = w
+        return res.df_for(L)
+
     return (
-        fe[sl],
-        cv[sl, sl],
-        np.full(k, np.inf),
+        beta,
+        V,
+        df,
         {
-            "cov_type": "model-based (REML mixed model, random cluster intercept)",
-            "df_method": "normal (z)",
+            "cov_type": "model-based (REML mixed model, random cluster intercept; GLS covariance)",
+            "df_method": "Satterthwaite per estimate (lmerTest-type, coevidence.fit_mixed)",
             "notes": notes,
+            "df_for": df_for,
             "extra": {
                 "sigma2_cluster": tau2,
                 "sigma2_residual": sigma2,
                 "icc": tau2 / (tau2 + sigma2),
-                "converged": bool(res.converged),
+                "converged": bool(res.diagnostics.converged),
+                "engine": res.engine,
             },
         },
     )

@@ -37,7 +37,9 @@ class EventStudyDiagnostics:
     cohort_sizes : dict
         Units per first-treatment period (``inf`` = never treated).
     pretrend : dict
-        Wald test that all pre-treatment effects are zero: statistic, df, p_value.
+        Wald test that all pre-treatment effects are zero: statistic (the Wald chi-square), df,
+        p_value; with ``cluster=`` (and t tests) the p value is from ``F(df, G - 1)`` on
+        ``statistic / df`` and the dict adds ``df_denominator`` and ``test="F"``.
     notes : tuple of str
     """
 
@@ -52,7 +54,12 @@ class EventStudyDiagnostics:
 
 
 class EffectTable(ResultBase):
-    """A table of effects with standard errors (aggregations, contrasts), normal-based inference.
+    """A table of effects with standard errors (aggregations, contrasts).
+
+    Tests and pointwise intervals use a t distribution with the ``df`` column (Bell-McCaffrey
+    or ``G - 1`` df from the number of clusters) or the normal distribution where ``df`` is
+    infinite (``fit_event_study(..., df="normal")``, as R ``did``); ``info["df_method"]`` says
+    which and why.
 
     Examples
     --------
@@ -73,29 +80,38 @@ class EffectTable(ResultBase):
         std_error: np.ndarray,
         info: dict[str, Any],
         extra: pd.DataFrame | None = None,
-        crit_uniform: float | None = None,
+        crit_uniform: float | np.ndarray | None = None,
+        df: np.ndarray | float = np.inf,
     ) -> None:
         self.title = title
         self.terms = list(terms)
         self.estimate = np.asarray(estimate, dtype=float)
         self.std_error = np.asarray(std_error, dtype=float)
+        self.df = np.broadcast_to(np.asarray(df, dtype=float), self.estimate.shape).copy()
+        self.df.setflags(write=False)
         self.info = dict(info)
         self.extra = extra.reset_index(drop=True) if extra is not None else None
         self.crit_uniform = crit_uniform
         self._freeze()
 
     def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
-        """One row per effect; pointwise normal intervals (``uniform_*`` columns in ``frame()``)."""
-        return tidy_frame(self.terms, self.estimate, self.std_error, np.inf, conf_level)
+        """One row per effect; pointwise t (or z) intervals (uniform bands: ``frame()``)."""
+        return tidy_frame(self.terms, self.estimate, self.std_error, self.df, conf_level)
 
     def frame(self, conf_level: float = 0.95) -> pd.DataFrame:
-        """``tidy()`` plus descriptive columns (event time, group, level, uniform band)."""
+        """``tidy()`` plus descriptive columns (event time, group, level, uniform band).
+
+        The uniform (sup-t) band's bootstrap critical value is multiplied by ``t_df / z`` at
+        the fit's level when tests are t tests, so that it is never narrower than the
+        pointwise interval with few clusters.
+        """
         out = self.tidy(conf_level)
         if self.extra is not None:
             out = pd.concat([out, self.extra], axis=1)
-        if self.crit_uniform is not None and np.isfinite(self.crit_uniform):
-            out["uniform_low"] = self.estimate - self.crit_uniform * self.std_error
-            out["uniform_high"] = self.estimate + self.crit_uniform * self.std_error
+        crit = self.crit_uniform
+        if crit is not None and np.all(np.isfinite(crit)):
+            out["uniform_low"] = self.estimate - crit * self.std_error
+            out["uniform_high"] = self.estimate + crit * self.std_error
         return out
 
     def glance(self) -> pd.DataFrame:
@@ -144,7 +160,7 @@ class EventStudyResult(ResultBase):
 
     @property
     def gt(self) -> pd.DataFrame:
-        """Group-time effects with level, group, time, event_time, reference flag and sizes."""
+        """Group-time effects with level, group, time, event_time, SE, df, reference flag, sizes."""
         return self._engine.gt_frame()
 
     def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
@@ -181,7 +197,11 @@ class EventStudyResult(ResultBase):
         return self._engine.compare(level_a, level_b, kind)
 
     def pretrend_test(self) -> dict[str, float]:
-        """Wald test that every pre-treatment effect is zero (did's pre-test of parallel trends)."""
+        """Wald test that every pre-treatment effect is zero (did's pre-test of parallel trends).
+
+        Chi-square as did when clustering by unit; with ``cluster=`` an F test with ``G - 1``
+        denominator df (the covariance is estimated from G clusters).
+        """
         return dict(self.diagnostics.pretrend)
 
     def glance(self) -> pd.DataFrame:
@@ -194,6 +214,7 @@ class EventStudyResult(ResultBase):
             "pretrend_statistic": d.pretrend.get("statistic"),
             "pretrend_df": d.pretrend.get("df"),
             "pretrend_p_value": d.pretrend.get("p_value"),
+            "pretrend_test": d.pretrend.get("test", "chi2"),
         }
         return pd.DataFrame([row])
 
@@ -226,9 +247,16 @@ class EventStudyResult(ResultBase):
             lines.append(f"Units dropped (treated in the first period): {d.n_units_always_treated}")
         if d.pretrend and d.pretrend.get("df"):
             p = d.pretrend
-            lines.append(
-                f"Pre-trend Wald test: chi2({p['df']}) = {p['statistic']:.4f}, p = {p['p_value']:.4g}"
-            )
+            if p.get("test") == "F":
+                lines.append(
+                    f"Pre-trend Wald test: F({p['df']}, {p['df_denominator']:g}) = "
+                    f"{p['statistic'] / p['df']:.4f}, p = {p['p_value']:.4g}"
+                )
+            else:
+                lines.append(
+                    f"Pre-trend Wald test: chi2({p['df']}) = {p['statistic']:.4f}, "
+                    f"p = {p['p_value']:.4g}"
+                )
         lines.append("")
         lines.append(
             self.aggregate("simple")
