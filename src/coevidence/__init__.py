@@ -24,6 +24,8 @@ _LAZY: dict[str, str] = {
     "CoevidenceError": "coevidence.exceptions",
     "CoevidenceWarning": "coevidence.exceptions",
     "StudyValidationError": "coevidence.exceptions",
+    "DesignDfWarning": "coevidence.exceptions",
+    "AgreementWarning": "coevidence.exceptions",
     # schemas
     "TAModel": "coevidence.schemas.enums",
     "Provider": "coevidence.schemas.actors",
@@ -47,6 +49,7 @@ _LAZY: dict[str, str] = {
     "load_example_study": "coevidence.datasets",
     "load_grunfeld": "coevidence.datasets.panel",
     "load_mpdta": "coevidence.datasets.panel",
+    "within_between": "coevidence.data.decompose",
     # measures
     "score": "coevidence.measures.scoring",
     "reliability": "coevidence.measures.reliability",
@@ -61,6 +64,10 @@ _LAZY: dict[str, str] = {
     "fit_growth": "coevidence.models.mixed.growth",
     "contrast": "coevidence.models.mixed.contrasts",
     "effect_size": "coevidence.models.mixed.contrasts",
+    "marginal_means": "coevidence.models.mixed.contrasts",
+    "slopes": "coevidence.models.mixed.contrasts",
+    "assignment_level": "coevidence.models.mixed.growth",
+    "fit_growth_two_stage": "coevidence.models.mixed.two_stage",
     "adjust_pvalues": "coevidence.models.mixed.contrasts",
     "compare": "coevidence.results.compare",
     # panel and staggered adoption
@@ -68,6 +75,7 @@ _LAZY: dict[str, str] = {
     "hausman": "coevidence.models.panel",
     "fit_event_study": "coevidence.models.event_study",
     "fit_stepped_wedge": "coevidence.models.stepped_wedge",
+    "randomization_test": "coevidence.models.randomization",
     # design and power
     "mdes": "coevidence.design.analytic",
     "power": "coevidence.design.analytic",

@@ -70,10 +70,12 @@ def test_contrast_conf_level_and_several_outcomes(res, panel):
         np.testing.assert_allclose(grp["p_adjusted"], cv.adjust_pvalues(grp["p_value"], "holm"))
 
 
-def test_contrast_needs_a_growth_result():
+def test_contrast_without_an_arm_says_so():
     r = cv.fit_mixed("reaction ~ days + (1 | subject)", load_dataset("sleepstudy"))
-    with pytest.raises(ModelSpecificationError, match="fit_growth"):
+    with pytest.raises(ModelSpecificationError, match="which column is the arm"):
         cv.contrast(r)
+    with pytest.raises(ModelSpecificationError, match="arm='subject' is not"):
+        cv.contrast(r, arm="subject")
 
 
 def test_effect_size_is_feingold_d(res, panel):

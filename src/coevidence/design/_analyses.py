@@ -91,11 +91,14 @@ class ClusterMeans:
 class Growth:
     """Difference in linear growth rates (co-creation minus push), the 3-level growth analysis.
 
-    ``method="mixed"`` fits :func:`coevidence.fit_growth` on the organisation panel (random
-    intercept and slope for organisations, random intercept for providers when providers are
-    randomised; Satterthwaite df) and reports the ``time x ta_model`` coefficient.
-    ``method="two_stage"`` computes each randomisation unit's OLS slope of its mean trajectory
-    and compares slopes with a pooled t test (df = units - 2; the analysis behind the
+    ``method="mixed"`` fits :func:`coevidence.fit_growth` on the organisation panel with its
+    design-aware default (random intercept and slope for organisations and, when providers are
+    randomised, for providers too; Satterthwaite df, bounded by the between-provider df when the
+    provider slope variance is estimated at zero) and reports the ``time x ta_model``
+    coefficient. ``method="cr2"`` is the same model with CR2 standard errors clustered by the
+    randomisation unit and Bell-McCaffrey df. ``method="two_stage"`` computes each
+    randomisation unit's OLS slope of its mean trajectory and compares slopes with a pooled t
+    test (df = units - 2; :func:`coevidence.fit_growth_two_stage`, the analysis behind the
     ``slopes_cra2`` formula).
 
     Examples
@@ -115,17 +118,28 @@ class Growth:
     def __call__(self, study: Any) -> dict[str, float]:
         y = _study_outcome(study, self.outcome)
         panel = study.panel([y], unit="organization")
+        unit = _cluster_column(study)
         if self.method == "two_stage":
-            return self._two_stage(panel, y, _cluster_column(study))
-        if self.method != "mixed":
-            raise ValueError(f"method must be 'mixed' or 'two_stage', got {self.method!r}")
+            from coevidence.models.mixed.two_stage import fit_growth_two_stage
+
+            res2 = fit_growth_two_stage(panel, y, cluster=unit, conf_level=self.conf_level)
+            r = res2.tidy().iloc[-1]
+            return {"estimate": float(r["estimate"]), "std_error": float(r["std_error"]),
+                    "df": float(r["df"]), "p_value": float(r["p_value"]),
+                    "conf_low": float(r["conf_low"]), "conf_high": float(r["conf_high"])}
+        if self.method not in ("mixed", "cr2"):
+            raise ValueError(
+                f"method must be 'mixed', 'cr2' or 'two_stage', got {self.method!r}"
+            )
         from coevidence.models.mixed.growth import fit_growth
 
-        by_provider = _cluster_column(study) == "provider_id"
+        by_provider = unit == "provider_id"
         levels = ("provider_id", "org_id") if by_provider else ("org_id",)
+        extra = {"cov_type": "cr2", "cluster": unit} if self.method == "cr2" else {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = fit_growth(panel, y, levels=levels, conf_level=self.conf_level)
+            res = fit_growth(panel, y, levels=levels, conf_level=self.conf_level,
+                             assigned_at=unit, **extra)
         tidy = res.tidy()
         row = tidy[tidy["term"].str.contains("time") & tidy["term"].str.contains("co_creation")]
         if len(row) != 1:
@@ -138,17 +152,6 @@ class Growth:
                 "df": float(r["df"]), "p_value": float(r["p_value"]),
                 "conf_low": float(r["conf_low"]), "conf_high": float(r["conf_high"]),
                 "warning": ";".join(notes)}
-
-    def _two_stage(self, panel: pd.DataFrame, y: str, unit: str) -> dict[str, float]:
-        means = panel.groupby([unit, "ta_model", "time"], observed=True)[y].mean().dropna()
-        slopes = []
-        for (u, arm), g in means.groupby(level=[0, 1], observed=True):
-            t = g.index.get_level_values("time").to_numpy(float)
-            if len(t) >= 2 and np.ptp(t) > 0:
-                slopes.append((arm, float(np.polyfit(t, g.to_numpy(float), 1)[0])))
-        s = pd.DataFrame(slopes, columns=["arm", "slope"])
-        return _t_test(s.loc[s["arm"] == "push", "slope"].to_numpy(),
-                       s.loc[s["arm"] == "co_creation", "slope"].to_numpy(), self.conf_level)
 
     def truth(self, spec: Any) -> float:
         from coevidence.design.simulate import true_effects
@@ -217,6 +220,7 @@ def resolve_analysis(analysis: Any, spec: Any) -> Any:
         table: Mapping[str, Any] = {
             "growth": Growth(), "growth_mixed": Growth(),
             "growth_two_stage": Growth(method="two_stage"),
+            "growth_cr2": Growth(method="cr2"),
             "cluster_means": ClusterMeans(),
             "stepped_wedge": SteppedWedge(),
         }

@@ -363,6 +363,15 @@ class MixedResult(ResultBase):
             X = self._problem.X  # noqa: N806
         else:
             X = _fixed_matrix_for(self._info, newdata)  # noqa: N806
+            need = [c for c in self._info.data.columns
+                    if c != self._info.outcome and c not in newdata.columns
+                    and (level == "conditional" or c not in self._info.group_columns)]
+            if need and (level == "conditional" or interval is not None):
+                from coevidence.exceptions import ModelSpecificationError
+
+                raise ModelSpecificationError(
+                    f"newdata lacks column(s) {need} used by the model {self.formula!r}"
+                )
         fitted = X @ self._fit.beta
         var = np.einsum("ij,jk,ik->i", X, self._fit.vcov_beta, X)
         re_var = np.zeros(len(X))
@@ -466,7 +475,7 @@ def _fixed_matrix_for(info, newdata: pd.DataFrame) -> np.ndarray:
 
     if not isinstance(newdata, pd.DataFrame):
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-    needed = [c for c in info.data.columns if c != info.outcome]
+    needed = _fixed_variables(info)
     missing = [c for c in needed if c not in newdata.columns]
     if missing:
         raise ModelSpecificationError(
@@ -481,6 +490,14 @@ def _fixed_matrix_for(info, newdata: pd.DataFrame) -> np.ndarray:
     data = _as_fitted_types(info.data, newdata)
     mm = info.fixed_spec.get_model_matrix(data, na_action="raise")
     return np.asarray(mm[list(info.raw_fixed_names)], dtype=float)
+
+
+def _fixed_variables(info) -> list[str]:
+    """Data columns the fixed-effects part of the model uses."""
+    out: list[str] = []
+    for vars_ in info.fixed_spec.term_variables.values():
+        out += [str(v) for v in vars_ if str(v) in info.data.columns and str(v) != info.outcome]
+    return list(dict.fromkeys(out))
 
 
 def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:

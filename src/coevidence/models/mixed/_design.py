@@ -37,12 +37,15 @@ __all__ = [
     "design_guard",
 ]
 
-#: fit_mixed warns when a between-cluster term is tested with df above this multiple of its
-#: between-cluster df bound ``G - q`` (and at least ``G``). Under the design-aware model the
-#: Satterthwaite df of such a term stay near ``G - q``; with the slope variance missing at the
-#: assignment level they approach the number of repeated units (measured in
-#: benchmarks/bench_growth_calibration.py).
+#: fit_mixed warns when a between-cluster term whose effect has no random component at its
+#: assignment level is tested with df above this multiple of its between-cluster df bound
+#: ``G - q`` (and above ``G``): with the slope variance missing at the assignment level the df
+#: approach the number of repeated units (measured in benchmarks/bench_growth_calibration.py).
 DESIGN_DF_FACTOR = 2.0
+#: With the random component present, Satterthwaite df may exceed ``G - q`` when that variance
+#: is small; they are flagged only beyond this multiple (and ``G - q + 20``), where the variance
+#: is effectively at zero and the df have fallen back towards the number of repeated units.
+DESIGN_DF_FACTOR_MODELLED = 4.0
 
 
 def constant_within(data: pd.DataFrame, var: str, group: str | Sequence[str]) -> bool:
@@ -163,6 +166,23 @@ def between_terms(
     return out
 
 
+def modelled_at(result, frame: pd.DataFrame, bt: BetweenTerm) -> bool:
+    """Whether a random term at ``bt.level`` or coarser has the columns of ``bt.within`` (the
+    intercept when ``within`` is empty): the term's effect then varies between clusters."""
+    info = result._info
+    for spec, term in zip(info.random, result._problem.terms):
+        if not all(f in frame.columns and constant_within(frame, f, bt.level)
+                   for f in spec.factors):
+            continue
+        cols = set(term.columns)
+        if bt.within:
+            if all(any(w == c or w in c.split(":") for c in cols) for w in bt.within):
+                return True
+        elif "(Intercept)" in cols:
+            return True
+    return False
+
+
 def candidate_levels(info, data: pd.DataFrame | None, extra: Sequence[str] = ()) -> list[str]:
     """Grouping columns of the model, ``extra`` ones, and columns of ``data`` above them.
 
@@ -218,9 +238,13 @@ def design_guard(result, data: pd.DataFrame | None = None, extra: Sequence[str] 
     flagged = []
     for bt in terms:
         df = dfs[bt.index]
-        if np.isfinite(bt.df_bound) and (
-            (not np.isfinite(df)) or df > max(DESIGN_DF_FACTOR * bt.df_bound, bt.n_clusters)
-        ):
+        if not np.isfinite(bt.df_bound):
+            continue
+        if modelled_at(result, frame, bt):
+            limit = max(DESIGN_DF_FACTOR_MODELLED * bt.df_bound, bt.df_bound + 20)
+        else:
+            limit = max(DESIGN_DF_FACTOR * bt.df_bound, bt.n_clusters)
+        if not np.isfinite(df) or df > limit:
             flagged.append((bt, df))
     if flagged:
         lines = []
