@@ -15,12 +15,20 @@ import pandas as pd
 __all__ = ["growth_section"]
 
 
+def _p(p: float) -> str:
+    """A p value as journals print it: never 0.000."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
     """An HTML fragment: growth model table, co-creation vs push contrasts, trajectory plot.
 
-    Fits ``outcome ~ time * ta_model + (1 + time | org_id) + (1 | provider_id)`` (REML,
-    Satterthwaite df). If no installed engine fits the correlated org slope exactly, it fits the
-    uncorrelated version and says so. Warnings raised by the fit are listed in the fragment.
+    Fits :func:`coevidence.fit_growth`'s design-aware default (for a study randomised by
+    provider: ``outcome ~ time * ta_model + (1 + time | org_id) + (1 + time | provider_id)``,
+    REML, Satterthwaite df) and states the assignment level it found and why. The primary
+    estimand is the difference in slopes (co-creation minus push); it is stated first, with its
+    CI. If no installed engine fits the correlated slopes exactly, it fits uncorrelated ones and
+    says so. Warnings raised by the fit are listed in the fragment.
 
     Parameters
     ----------
@@ -51,22 +59,46 @@ def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
 
     notes: list[str] = []
     levels = [c for c in ("provider_id", "org_id", "respondent_id") if c in panel.columns]
+    design = fit_kwargs.pop("design", None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res = fit_growth(panel, outcome, levels=levels, **fit_kwargs)
+            res = fit_growth(panel, outcome, levels=levels, design=design, **fit_kwargs)
         except ModelSpecificationError as exc:
-            notes.append(f"Correlated random slope not fitted ({exc}); uncorrelated slope used.")
-            res = fit_growth(panel, outcome, levels=levels, random_slope="uncorrelated",
-                             **fit_kwargs)
+            notes.append(f"Correlated random slopes not fitted ({exc}); uncorrelated slopes "
+                         f"used.")
+            upper = {g: "uncorrelated" for g in levels[:-1]}
+            res = fit_growth(panel, outcome, levels=levels, design=design,
+                             random_slope="uncorrelated", random_slopes=upper, **fit_kwargs)
         tab = contrast(res, at=[min(res.growth.frame["time"]), max(res.growth.frame["time"])])
         es = effect_size(res)
     notes += [f"{w.category.__name__}: {w.message}" for w in caught]
     g = res.glance().iloc[0]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     plot_trajectories(res, ax=ax)
+    primary = tab[tab["contrast"].str.startswith("slope(")]
+    answer = ""
+    if len(primary):
+        r = primary.iloc[0]
+        lvl = int(round(res.conf_level * 100))
+        verdict = ("faster" if r["estimate"] > 0 else "slower")
+        sig = ("the interval excludes zero" if r["conf_low"] > 0 or r["conf_high"] < 0
+               else "the interval includes zero")
+        answer = (
+            f"<p><strong>Primary estimand:</strong> the difference in the rate of change of "
+            f"{html.escape(outcome)} per wave, co-creation minus push: "
+            f"<strong>{r['estimate']:.3f}</strong> ({lvl}% CI {r['conf_low']:.3f} to "
+            f"{r['conf_high']:.3f}; t = {r['statistic']:.2f} on {r['df']:.1f} df, "
+            f"p = {_p(r['p_value'])}). Co-creation organisations changed {verdict} than push "
+            f"organisations; {sig}.</p>"
+        )
+    design_note = ""
+    if res.growth is not None and res.growth.design is not None:
+        design_note = f"<p class='note'>{html.escape(res.growth.design.describe())}</p>"
     parts = [
         f"<h2>Growth model: {html.escape(outcome)} (co-creation vs push)</h2>",
+        answer,
+        design_note,
         f"<p class='note'><code>{html.escape(res.formula)}</code><br>"
         f"{'REML' if res.reml else 'ML'}; engine {html.escape(res.engine)}; covariance type "
         f"{html.escape(res.cov_type)}; df method {html.escape(res.df_method)}; "

@@ -176,7 +176,9 @@ def modelled_at(result, frame: pd.DataFrame, bt: BetweenTerm) -> bool:
             continue
         cols = set(term.columns)
         if bt.within:
-            if all(any(w == c or w in c.split(":") for c in cols) for w in bt.within):
+            # a slope at the level: exact for the modelled variable, and taken to cover other
+            # time codings of it (a categorical wave x arm term beside a random time slope)
+            if cols - {"(Intercept)"}:
                 return True
         elif "(Intercept)" in cols:
             return True
@@ -240,23 +242,29 @@ def design_guard(result, data: pd.DataFrame | None = None, extra: Sequence[str] 
         df = dfs[bt.index]
         if not np.isfinite(bt.df_bound):
             continue
-        if modelled_at(result, frame, bt):
-            limit = max(DESIGN_DF_FACTOR_MODELLED * bt.df_bound, bt.df_bound + 20)
+        modelled = modelled_at(result, frame, bt)
+        if result.cov_type == "cr2":
+            bad = not df <= max(DESIGN_DF_FACTOR * bt.df_bound, bt.n_clusters)
+        elif modelled:
+            bad = not df <= max(DESIGN_DF_FACTOR_MODELLED * bt.df_bound, bt.df_bound + 20)
         else:
-            limit = max(DESIGN_DF_FACTOR * bt.df_bound, bt.n_clusters)
-        if not np.isfinite(df) or df > limit:
-            flagged.append((bt, df))
+            bad = True  # the model-based SE ignores how the effect varies between clusters
+        if bad:
+            flagged.append((bt, df, modelled or result.cov_type == "cr2"))
     if flagged:
         lines = []
-        for bt, df in flagged:
+        for bt, df, modelled in flagged:
             slope = " + ".join(bt.within) if bt.within else ""
             re_ = f"(1 + {slope} | {bt.level})" if slope else f"(1 | {bt.level})"
+            why = ("" if modelled else
+                   f" and its SE ignores how {'its effect' if slope else 'the outcome'} varies "
+                   f"between them (no {re_} term)")
             lines.append(
                 f"{bt.name!r} varies only between the {bt.n_clusters} levels of "
                 f"{bt.level!r} ({bt.variable!r} is constant within them) but is tested with "
-                f"{df:.1f} df ({result.df_method}); at most {bt.df_bound:g} df are available "
-                f"between {bt.level!r} clusters. Let the effect vary at that level ({re_}), "
-                f"use fit_growth (design-aware random slopes), or cov_type='cr2' with "
+                f"{df:.1f} df ({result.df_method}){why}; at most {bt.df_bound:g} df are "
+                f"available between {bt.level!r} clusters. Let the effect vary at that level "
+                f"({re_}), use fit_growth (design-aware random slopes), or cov_type='cr2' with "
                 f"cluster={bt.level!r}"
             )
         warnings.warn(
@@ -264,4 +272,4 @@ def design_guard(result, data: pd.DataFrame | None = None, extra: Sequence[str] 
             DesignDfWarning,
             stacklevel=stacklevel,
         )
-    return tuple(bt for bt, _ in flagged)
+    return tuple(bt for bt, *_ in flagged)

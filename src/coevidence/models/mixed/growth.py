@@ -370,9 +370,10 @@ def fit_growth(
         ``"bound"``: the df of terms that vary only between assignment clusters (the arm, arm x
         time, the intercept and the time trend) are at most ``G - q`` (clusters minus cluster-
         level fixed effects, the between-within df); ``"auto"``: bounded only when the slope
-        variance at the assignment level is estimated at zero, where Satterthwaite and
-        Kenward-Roger df fall back towards the number of repeated units; otherwise the
-        ``df_method``'s df, as lmerTest reports them;
+        variance at the assignment level is estimated at zero or the df of a between-cluster
+        term exceed ``max(4 (G - q), G - q + 20)`` -- where Satterthwaite and Kenward-Roger df
+        have fallen back towards the number of repeated units; otherwise the ``df_method``'s
+        df, as lmerTest reports them;
         ``"model"``: the ``df_method``'s df unchanged.
     **fit_kwargs
         Passed to :func:`~coevidence.models.mixed.api.fit_mixed` (``reml``, ``engine``,
@@ -520,8 +521,17 @@ def _design_inference(res, data, level, source, reason, plan, time_coding, betwe
     if on_boundary:
         where = ", ".join(here.loc[here["at_boundary"], "parameter"])
         notes.append(f"random effects at {level!r} on the boundary ({where})")
+    from coevidence.models.mixed._design import DESIGN_DF_FACTOR_MODELLED
+
+    dfs = res.tidy()["df"].to_numpy(float)
+    limit = max(DESIGN_DF_FACTOR_MODELLED * bound, bound + 20)
+    fallen = bool(terms) and bool(np.any(~(dfs[[bt.index for bt in terms]] <= limit)))
+    if fallen and not at_zero:
+        notes.append(f"between-cluster df above {limit:g} (the slope variance at {level!r} is "
+                     f"nearly zero); bounded by {bound:g}" if between_df != "model" else
+                     f"between-cluster df above {limit:g}")
     bounded = False
-    if terms and (between_df == "bound" or (between_df == "auto" and at_zero)):
+    if terms and (between_df == "bound" or (between_df == "auto" and (at_zero or fallen))):
         res, bounded = res._with_df_bounds(bounds)
     return res, DesignInfo(
         level, G, source, reason, plan, random_part, df_bound=float(bound), df_bounded=bounded,
