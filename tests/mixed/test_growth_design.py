@@ -192,3 +192,21 @@ def test_inputs_not_modified(panel):
     before = panel.copy()
     cv.fit_growth(panel, "research_use")
     pd.testing.assert_frame_equal(panel, before)
+
+
+def test_summary_and_html_state_the_design(res):
+    assert "Arm assigned at 'provider_id'" in res.summary()
+    assert "Arm assigned at" in res._repr_html_()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_contrasts_invariant_to_row_order_and_flip_with_the_reference(panel, seed):
+    base = cv.contrast(cv.fit_growth(panel, "research_use"), at=[0, 5])
+    shuffled = panel.sample(frac=1.0, random_state=seed)
+    again = cv.contrast(cv.fit_growth(shuffled, "research_use"), at=[0, 5])
+    np.testing.assert_allclose(again["estimate"], base["estimate"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(again["std_error"], base["std_error"], rtol=1e-4)
+    flipped = cv.contrast(cv.fit_growth(panel, "research_use", reference="co_creation"),
+                          at=[0, 5])
+    np.testing.assert_allclose(flipped["estimate"], -base["estimate"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(flipped["std_error"], base["std_error"], rtol=1e-4)

@@ -429,6 +429,9 @@ class MixedResult(ResultBase):
             lines.append(f"  {r['group']:<18} Corr({r['term1']}, {r['term2']}) = {r['sdcor']:.3f}")
         groups = "; ".join(f"{k}, {v}" for k, v in self._ngroups.items())
         lines.append(f"Number of obs: {self.nobs}, groups: {groups}")
+        design = getattr(self.growth, "design", None)
+        if design is not None:
+            lines.append(design.describe())
         if self._info.n_dropped:
             lines.append(f"Rows dropped for missing values: {self._info.n_dropped}")
         lines += ["", "Fixed effects:"]
@@ -451,6 +454,8 @@ class MixedResult(ResultBase):
             f"<p>{html.escape(self.formula)}<br>estimator: {'REML' if self.reml else 'ML'}; "
             f"covariance type: {html.escape(self.cov_type)}; df method: "
             f"{html.escape(self.df_method)}; engine: {html.escape(self.engine)}</p>",
+            (f"<p>{html.escape(self.growth.design.describe())}</p>"
+             if getattr(self.growth, "design", None) is not None else ""),
             _frame_html(self.glance()),
             _frame_html(self.variance_components()),
             _frame_html(self.tidy()),
