@@ -100,8 +100,9 @@ class DesignInfo:
             out += (f" df of between-cluster terms bounded by {self.df_bound:g} "
                     f"(clusters minus cluster-level fixed effects).")
         if self.slope_at_boundary:
-            out += (" The slope variance at the assignment level is estimated at zero; the "
-                    "between-cluster df are kept.")
+            out += " The slope variance at the assignment level is estimated at zero"
+            out += ("; the between-cluster df bound is kept." if self.df_bounded else
+                    "; the df are the df method's own (not bounded).")
         out += "".join(f" Note: {n}." for n in self.notes)
         return out
 
@@ -527,11 +528,13 @@ def _design_inference(res, data, level, source, reason, plan, time_coding, betwe
     limit = max(DESIGN_DF_FACTOR_MODELLED * bound, bound + 20)
     fallen = bool(terms) and bool(np.any(~(dfs[[bt.index for bt in terms]] <= limit)))
     if fallen and not at_zero:
-        notes.append(f"between-cluster df above {limit:g} (the slope variance at {level!r} is "
-                     f"nearly zero); bounded by {bound:g}" if between_df != "model" else
-                     f"between-cluster df above {limit:g}")
+        notes.append(f"the {res.df_method} df of a between-cluster term exceed {limit:g}, "
+                     f"far above the {G} {level!r} clusters")
     bounded = False
-    if terms and (between_df == "bound" or (between_df == "auto" and (at_zero or fallen))):
+    # CR2 (Bell-McCaffrey df) is design-based already; df_method="z" asked for normal tests
+    free = res.cov_type == "cr2" or res.df_method == "z"
+    if terms and not free and (
+            between_df == "bound" or (between_df == "auto" and (at_zero or fallen))):
         res, bounded = res._with_df_bounds(bounds)
     return res, DesignInfo(
         level, G, source, reason, plan, random_part, df_bound=float(bound), df_bounded=bounded,
