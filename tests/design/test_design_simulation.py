@@ -130,6 +130,29 @@ def test_example_study_generator_still_matches_bundled_data():
         assert a.astype(str).equals(b.astype(str)), name
 
 
+@pytest.mark.slow
+def test_example_study_default_growth_fit_recovers_the_truth():
+    """Providers' slopes vary in the example; the design-aware default fits it and covers truth."""
+    from coevidence.datasets._make_example import SPEC
+
+    assert [o.sd_provider_slope for o in SPEC.outcomes] == [0.04, 0.03]
+    truth = true_effects(SPEC)
+    panel = cv.load_example_study().panel(unit="organization")
+    for y, est, se in (("research_use", 0.1098, 0.0270), ("capacity", 0.0525, 0.0174)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", cv.CoevidenceWarning)  # no fit or design warning
+            res = cv.fit_growth(panel, y)
+        assert res.formula == (f"{y} ~ time * ta_model + (1 + time | org_id)"
+                               " + (1 + time | provider_id)")
+        assert res.diagnostics.converged and not res.diagnostics.singular
+        assert res.growth.design.assignment_level == "provider_id"
+        assert not res.growth.design.slope_at_boundary
+        r = res.tidy().set_index("term").loc["time:ta_modelco_creation"]
+        assert (r["estimate"], r["std_error"]) == pytest.approx((est, se), abs=5e-5)
+        assert r["df"] == pytest.approx(10.0, abs=0.05)  # 12 providers - 2
+        assert r["conf_low"] < truth[y]["slope_difference"] < r["conf_high"]
+
+
 # ------------------------------------------------------------------ simulate_power
 def test_simulate_power_summary_counts_and_truth():
     res = simulate_power(_small(), "cluster_means", n_reps=8, seed=1)

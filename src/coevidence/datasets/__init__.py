@@ -40,7 +40,10 @@ def load_example_study() -> Study:
     4 respondents per organisation, 6 waves six months apart, item-level responses to a
     research-use (6 items) and a capacity (7 items) measure on 1-5 scales, engagements of about
     22 months with encounter logs (so the last waves fall after TA ends), and about 8% attrition.
-    It was drawn by :func:`coevidence.simulate_study` with the parameters recorded in
+    Growth varies between providers (provider slope SD 0.04 points per wave for research use,
+    0.03 for capacity) as well as between organisations, so the arm x time effect needs the
+    provider-level random slope of :func:`coevidence.fit_growth`'s default. It was drawn by
+    :func:`coevidence.simulate_study` with the parameters recorded in
     ``study.design.description`` (see ``coevidence/datasets/_make_example.py``); the numbers are
     not from any real study.
 
