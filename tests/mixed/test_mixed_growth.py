@@ -234,3 +234,17 @@ def test_compare_digits_and_stat(res):
         cv.compare([])
     with pytest.raises(ValueError):
         cv.compare([res], stat="bogus")
+
+
+def test_piecewise_slopes_and_slope_differences(panel):
+    r = cv.fit_growth(panel, "research_use", time_coding="piecewise", random_slope=False,
+                      engine="statsmodels")
+    tab = cv.contrast(r, at=[0, 4])
+    b = r.params
+    for piece in ("pre_years", "ta_years", "post_years"):
+        row = tab.set_index("contrast").loc[f"slope({piece}): co_creation - push"]
+        assert row["estimate"] == pytest.approx(b[f"{piece}:ta_modelco_creation"], rel=1e-8)
+    sl = cv.slopes(r).set_index(["arm", "piece"])
+    assert sl.loc[("push", "ta_years"), "estimate"] == pytest.approx(b["ta_years"], rel=1e-8)
+    assert sl.loc[("co_creation", "ta_years"), "estimate"] == pytest.approx(
+        b["ta_years"] + b["ta_years:ta_modelco_creation"], rel=1e-8)

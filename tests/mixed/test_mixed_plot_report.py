@@ -56,3 +56,7 @@ def test_growth_section_html():
     assert "co_creation - push" in frag and "df method satterthwaite" in frag
     # statsmodels cannot fit the correlated org slope under providers: the section says so
     assert "uncorrelated slope used" in frag
+    # the answer comes first, with the design it rests on
+    assert "Primary estimand:" in frag and "co-creation minus push" in frag
+    assert "Arm assigned at &#x27;provider_id&#x27;" in frag
+    assert "p = 0.000" not in frag

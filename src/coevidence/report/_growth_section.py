@@ -65,11 +65,10 @@ def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
         try:
             res = fit_growth(panel, outcome, levels=levels, design=design, **fit_kwargs)
         except ModelSpecificationError as exc:
-            notes.append(f"Correlated random slopes not fitted ({exc}); uncorrelated slopes "
-                         f"used.")
-            upper = {g: "uncorrelated" for g in levels[:-1]}
+            notes.append(f"Correlated random slope of the repeated unit not fitted ({exc}); "
+                         f"uncorrelated slope used.")
             res = fit_growth(panel, outcome, levels=levels, design=design,
-                             random_slope="uncorrelated", random_slopes=upper, **fit_kwargs)
+                             random_slope="uncorrelated", **fit_kwargs)
         tab = contrast(res, at=[min(res.growth.frame["time"]), max(res.growth.frame["time"])])
         es = effect_size(res)
     notes += [f"{w.category.__name__}: {w.message}" for w in caught]

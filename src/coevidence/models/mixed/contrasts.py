@@ -324,7 +324,8 @@ def _slope_L(result: MixedResult, view: _View, arm_value, piece: str,  # noqa: N
              covariates: str) -> np.ndarray:
     """d prediction / d piece for one arm (emtrends): a unit step at the mean of time."""
     if view.spec is not None and view.time_coding == "piecewise":
-        t0 = float(view.frame[view.time].mean())
+        # any observed wave places the row; the pieces are then set to their means
+        t0 = _time_values(view)[0]
         base = _reference_rows(view, arm_value, t0, "mean")
         for p in view.slope_terms:
             base[p] = float(view.frame[p].mean())
