@@ -42,14 +42,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit statuses of every command.
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 invalid data / failed check)."""
+    """Run the command line; returns the exit status.
+
+    ``0`` success; ``1`` invalid data or a failed check (the problems are printed);
+    ``2`` usage (bad arguments, a missing optional extra); ``3`` an internal error, reported in
+    one line (no traceback; set ``COEVIDENCE_DEBUG=1`` to see it).
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # bad usage: argparse exits with status 2
     if getattr(args, "handler", None) is None:
         parser.print_help()
-        return 2
-    return int(args.handler(args) or 0)
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("coevidence: interrupted", file=sys.stderr)
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - the command line never shows a traceback
+        return _report(exc)
+
+
+def _report(exc: BaseException) -> int:
+    """Print one error a command did not handle itself; return its exit status."""
+    import os
+
+    from coevidence.exceptions import (
+        CoevidenceError,
+        MeasureError,
+        MissingExtraError,
+        StudyValidationError,
+    )
+
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        return code if isinstance(code, int) else EXIT_USAGE
+    if os.environ.get("COEVIDENCE_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, (StudyValidationError, MeasureError)):
+        print(f"INVALID: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if isinstance(exc, MissingExtraError):
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, CoevidenceError):
+        print(f"INVALID: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    if isinstance(exc, OSError):
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"coevidence: internal error: {type(exc).__name__}: {_one_line(exc)} "
+          "(please report it; COEVIDENCE_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -48,7 +48,7 @@ def tiny_tables() -> dict:
                              "value": float((r + w + int(q[1])) % 5 + 1)})
     responses = pd.DataFrame(rows)
     scores = pd.DataFrame({"unit_level": ["organization"] * 4, "unit_id": ["O1", "O2", "O3", "O4"],
-                           "measure_id": "oracle", "wave": 1, "value": [10.0, 12, 14, 16]})
+                           "measure_id": "oracle", "wave": 1, "value": [1.0, 1.2, 1.4, 1.6]})
     return {"design": design, "measures": [measure, oracle], "providers": providers,
             "organizations": organizations, "respondents": respondents,
             "engagements": engagements, "encounters": encounters, "responses": responses,

@@ -100,5 +100,7 @@ def test_cli_check(tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: c\nresponse_min: 0\nresponse_max: 4\nitems: [x, y]\n"
                       "scoring: custom\nscorer: 'numpy:cumsum'\n")
-    assert main(["measures", "check", str(broken)]) == 1  # returns a matrix, not one score
-    assert "c: FAILED" in capsys.readouterr().out
+    assert main(["measures", "check", str(broken)]) == 1  # scorer not trusted: refused
+    assert "trust" in capsys.readouterr().err.lower()
+    assert main(["measures", "check", str(broken), "--trust-scorers"]) == 1  # a matrix, not
+    assert "c: FAILED" in capsys.readouterr().out                            # one score

@@ -127,6 +127,8 @@ def test_clean_fit_issues_no_warning():
 TA3 = json.loads((FIX / "ta3_mixed_lme4.json").read_text())["models"]
 
 
+# the reference models (fitted in lme4 as published) have no provider slope: the guard says so
+@pytest.mark.filterwarnings("ignore::coevidence.exceptions.DesignDfWarning")
 @pytest.mark.parametrize("m", TA3, ids=[m["model_id"] for m in TA3])
 def test_three_level_ta_design_matches_lme4(m):
     data = pd.read_csv(FIX / "ta3_mixed.csv")

@@ -40,8 +40,11 @@ def _validate(args: argparse.Namespace) -> int:
         if args.csv:
             f.to_csv(args.csv, index=False)
         return 1
-    except (CoevidenceError, OSError, ValueError) as exc:
-        print(f"INVALID: {exc}", file=sys.stderr)
+    except CoevidenceError as exc:
+        print(f"INVALID: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"INVALID: cannot read {args.path}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(f"OK: {study!r}")
     return 0
@@ -52,6 +55,9 @@ def _describe(args: argparse.Namespace) -> int:
         study = _read(args.path)
     except StudyValidationError as exc:
         print(str(exc), file=sys.stderr)
+        return 1
+    except CoevidenceError as exc:
+        print(f"INVALID: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(repr(study))
     for name, frame in study.describe().items():

@@ -25,6 +25,9 @@ from coevidence.schemas.measure import MeasureDefinition
 
 __all__ = ["crosscheck"]
 
+#: Check scores against the range of their measure's scale.
+_CHECK_SCORE_RANGES = True
+
 
 def _unknown(table: str, frame: pd.DataFrame, column: str, known: set[str], what: str) -> pd.DataFrame:
     if frame.empty or column not in frame.columns:
@@ -121,6 +124,8 @@ def crosscheck(
             continue
         out.append(_unknown(name, frame, "engagement_id", eng_ids, "engagement id"))
         known = frame[frame["engagement_id"].isin(list(windows.index))]
+        if known.empty:
+            continue
         start = known["engagement_id"].map(windows["start_date"])
         end = known["engagement_id"].map(windows["end_date"])
         out.append(_outside(name, known, date_col, start, end, "its engagement"))
@@ -168,6 +173,8 @@ def crosscheck(
             out.append(_unknown("scores", s.assign(measure_id=base), "measure_id", set(measures),
                                 "measure id"))
         out.append(_unknown_wave("scores", s, waves))
+        if _CHECK_SCORE_RANGES:
+            out.append(_score_ranges(s, measures))
         if "date" in s.columns:
             out.append(_outside("scores", s, "date", pd.Series(start, index=s.index),
                                 pd.Series(end, index=s.index), "the study window"))
@@ -201,4 +208,37 @@ def _items(table: str, frame: pd.DataFrame, measures: Mapping[str, MeasureDefini
             out.append(failures_frame(table, part["_row"].to_numpy()[bad], "value", v[bad],
                                       f"outside the response range [{m.response_min:g}, "
                                       f"{m.response_max:g}] of {mid}"))
+        if m.discrete:
+            with np.errstate(invalid="ignore"):
+                frac = ~np.isnan(v) & ~bad & (v != np.round(v))
+            if frac.any():
+                out.append(failures_frame(table, part["_row"].to_numpy()[frac], "value", v[frac],
+                                          f"not a whole number (the scale of {mid} is discrete)"))
+    return pd.concat(out, ignore_index=True) if out else empty_failures()
+
+
+def _score_ranges(frame: pd.DataFrame, measures: Mapping[str, MeasureDefinition]) -> pd.DataFrame:
+    """Scores outside the theoretical range of their measure's scale."""
+    out = []
+    for mid, part in frame.groupby("measure_id", sort=False):
+        base, _, sub = str(mid).partition(".")
+        m = measures.get(base)
+        if m is None:
+            continue
+        try:
+            scales = m.scales()
+            scale = sub or m.primary or (scales[0].id if len(scales) == 1 else "total")
+            rng = m.scale_range(scale)
+        except Exception:  # noqa: BLE001 - an unknown subscale or a custom scorer: no range
+            rng = None
+        if rng is None:
+            continue
+        lo, hi = rng
+        v = part["value"].to_numpy(dtype=float, na_value=np.nan)
+        tol = 1e-9 * max(1.0, abs(lo), abs(hi))
+        with np.errstate(invalid="ignore"):
+            bad = (v < lo - tol) | (v > hi + tol)
+        if bad.any():
+            out.append(failures_frame("scores", part["_row"].to_numpy()[bad], "value", v[bad],
+                                      f"outside the score range [{lo:g}, {hi:g}] of {mid}"))
     return pd.concat(out, ignore_index=True) if out else empty_failures()

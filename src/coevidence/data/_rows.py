@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from coevidence.data.frames import empty_failures, failures_frame
+from coevidence.data.frames import (
+    RANGE_RULE,
+    TZ_RULE,
+    _clean_columns,
+    _one_date,
+    empty_failures,
+    failures_frame,
+)
 
 __all__ = ["records_to_frame", "validate_rows"]
 
@@ -47,6 +54,45 @@ def _row_dict(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _pre_check(row: dict[str, Any], dates: set[str], floats: set[str],
+               numbers: set[str]) -> dict[str, tuple[Any, str]]:
+    """Problems the records would let through or crash on: non-finite numbers, dates that have
+    a time zone or fall outside the range a study can hold."""
+    out: dict[str, tuple[Any, str]] = {}
+    for key, value in row.items():
+        if key in numbers and isinstance(value, (bool, np.bool_)):
+            out[key] = (bool(value), "not a number (true/false)")
+        elif key in floats and isinstance(value, (float, np.floating)) and np.isinf(value):
+            out[key] = (float(value), "not a finite number")
+        elif key in floats and isinstance(value, str):
+            try:
+                if np.isinf(float(value)):
+                    out[key] = (value, "not a finite number")
+            except ValueError:
+                pass
+        elif key in dates and value is not None and not _is_missing(value):
+            if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+                continue  # pydantic reports it
+            _, rule = _one_date(value)
+            if rule in (TZ_RULE, RANGE_RULE):
+                out[key] = (_clean_or_same(value), rule)
+    return out
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _clean_or_same(value: Any) -> Any:
+    try:
+        return _clean(value)
+    except Exception:  # noqa: BLE001 - e.g. an out-of-range Timestamp
+        return str(value)
+
+
 def _column_for(model: type[BaseModel], err: dict[str, Any]) -> str | None:
     loc = err.get("loc") or ()
     if loc and isinstance(loc[0], str):
@@ -66,29 +112,46 @@ def validate_rows(
     failures is the 0-based position in ``frame``.
     """
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"table {table!r} must be a pandas DataFrame, got {type(frame).__name__}")
+        return [], failures_frame(table, [None], None, [type(frame).__name__],
+                                  "the table must be a pandas DataFrame")
+    frame, problems = _clean_columns(table, frame.reset_index(drop=True))
     rows = frame.astype(object).to_dict("records")
-    unknown = [c for c in frame.columns if c not in model.model_fields]
-    problems: list[pd.DataFrame] = []
+    unknown = [c for c in frame.columns if isinstance(c, str) and c not in model.model_fields]
     if unknown:
         problems.append(
             failures_frame(table, [None] * len(unknown), None, unknown, "unknown column")
         )
         problems[-1]["column"] = unknown
+    missing = [name for name, f in model.model_fields.items()
+               if f.is_required() and name not in frame.columns]
+    for name in missing:
+        problems.append(failures_frame(table, [None], name, [None], "required column is missing"))
     records: list[BaseModel | None] = []
     known = set(model.model_fields)
+    dates = set(date_fields(model))
+    floats = {name for name, f in model.model_fields.items() if "float" in repr(f.annotation)}
+    numbers = floats | {name for name, f in model.model_fields.items()
+                        if repr(f.annotation) in ("<class 'int'>", "int | None",
+                                                  "typing.Optional[int]")}
     for pos, raw in enumerate(rows):
-        data = _row_dict({k: v for k, v in raw.items() if k in known})
+        own = {k: v for k, v in raw.items() if k in known}
+        pre = _pre_check(own, dates, floats, numbers)
+        data = _row_dict({k: v for k, v in own.items() if k not in pre})
+        for col, (value, rule) in pre.items():
+            problems.append(failures_frame(table, [pos], col, [value], rule))
         try:
-            records.append(model.model_validate(data))
+            rec = model.model_validate(data)
         except ValidationError as exc:
-            records.append(None)
+            rec = None
             for err in exc.errors(include_url=False):
                 col = _column_for(model, err)
+                if col in pre or (col in missing and err.get("type") == "missing"):
+                    continue  # reported above (once for the table, or as the real problem)
                 value = raw.get(col) if col is not None else None
                 problems.append(
                     failures_frame(table, [pos], col, [_clean(value)], str(err["msg"]))
                 )
+        records.append(None if pre else rec)
     failures = pd.concat(problems, ignore_index=True) if problems else empty_failures()
     return records, failures
 

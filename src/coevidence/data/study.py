@@ -225,16 +225,21 @@ class Study:
                 _row=np.array([i for i, _ in ok], dtype=int))
         measure_recs = _resolve_measures(measures, failures)
         obs = _check_observations(responses, scores, failures)
-        declared = {name: set(given[name]["id"].dropna().astype(str))
+        declared = {name: set(_id_column(given[name]).dropna().astype(str))
                     for name in ("providers", "organizations", "respondents", "engagements")
-                    if given[name] is not None and "id" in given[name].columns}
+                    if isinstance(given[name], pd.DataFrame) and "id" in given[name].columns}
         if design_rec is not None:
             failures.append(crosscheck(design_rec, valid_tables, {m.id: m for m in measure_recs},
                                        obs["responses"], obs["scores"], declared))
+        # the engagement-level rules run on every valid engagement, whatever else failed
+        # (those already reported, on the engagement or one of its logs, are not repeated)
+        engagements_full, nest_fails = _nest(
+            records, valid_tables["engagements"]["_row"].tolist())
+        if nest_fails:
+            failures.extend(_not_reported(nest_fails, failures, given, records))
         failures = [f for f in failures if not f.empty]
         if failures:
             raise StudyValidationError(pd.concat(failures, ignore_index=True))
-        engagements_full = _nest_engagements(records)
         return cls(
             design_rec, providers=records["providers"], organizations=records["organizations"],
             respondents=records["respondents"], engagements=engagements_full,
@@ -501,7 +506,49 @@ def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
+def _id_column(frame: pd.DataFrame) -> pd.Series:
+    col = frame.loc[:, "id"]
+    col = col.iloc[:, 0] if isinstance(col, pd.DataFrame) else col  # a duplicated column
+    return col.map(lambda v: v if isinstance(v, (str, int, float)) else None)
+
+
+def _not_reported(nest_fails: list[pd.DataFrame], failures: list[pd.DataFrame],
+                  given: Mapping[str, pd.DataFrame | None],
+                  records: Mapping[str, list[Any]]) -> list[pd.DataFrame]:
+    """Engagement-level failures of engagements with no other failure on them or their logs."""
+    found = [f for f in failures if not f.empty]
+    if not found:
+        return nest_fails
+    seen = pd.concat(found, ignore_index=True)
+    rows = set(seen.loc[seen["table"] == "engagements", "row"].dropna().tolist())
+    ids: set[object] = set()
+    for name in ENGAGEMENT_PARTS:
+        frame = given.get(name)
+        part = seen.loc[seen["table"] == name, "row"].dropna()
+        if not isinstance(frame, pd.DataFrame) or part.empty or "engagement_id" not in frame.columns:
+            continue
+        col = frame.columns.get_loc("engagement_id")
+        if not isinstance(col, int):
+            continue
+        ids.update(frame.iloc[[int(r) for r in part if 0 <= int(r) < len(frame)], col].tolist())
+    keep = []
+    for f in nest_fails:
+        row, eid = f["row"].iloc[0], f["value"].iloc[0]
+        if row not in rows and eid not in ids:
+            keep.append(f)
+    return keep
+
+
 def _nest_engagements(records: Mapping[str, list[Any]]) -> list[Engagement]:
+    out, failures = _nest(records, None)
+    if failures:
+        raise StudyValidationError(pd.concat(failures, ignore_index=True))
+    return out
+
+
+def _nest(records: Mapping[str, list[Any]],
+          rows: list[int] | None) -> tuple[list[Engagement], list[pd.DataFrame]]:
+    """Engagements with their logs; failures name the engagement's row in ``rows``."""
     parts: dict[str, dict[str, list[Any]]] = {}
     for name, (_, attr) in ENGAGEMENT_PARTS.items():
         for rec in records[name]:
@@ -512,8 +559,8 @@ def _nest_engagements(records: Mapping[str, list[Any]]) -> list[Engagement]:
         try:
             out.append(Engagement.model_validate({**row.model_dump(), **parts.get(row.id, {})}))
         except ValidationError as exc:
+            where = rows[pos] if rows is not None else pos
             for err in exc.errors(include_url=False):
-                failures.append(failures_frame("engagements", [pos], None, [row.id], str(err["msg"])))
-    if failures:
-        raise StudyValidationError(pd.concat(failures, ignore_index=True))
-    return out
+                failures.append(failures_frame("engagements", [where], None, [row.id],
+                                               str(err["msg"])))
+    return out, failures

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check = msub.add_parser(
         "check", help="run the conformance check on a measure id or a YAML/JSON file")
     check.add_argument("target", help="measure id, or a .yaml/.yml/.json file of definitions")
+    check.add_argument("--trust-scorers", action="store_true",
+                       help="import and run the file's custom scorers (module:function); "
+                            "without it a definition with a custom scorer is refused")
     check.set_defaults(handler=_check)
 
 
@@ -36,7 +39,8 @@ def _check(args: argparse.Namespace) -> int:
 
     try:
         if Path(args.target).suffix.lower() in (".yaml", ".yml", ".json"):
-            defs = load_measures(args.target)
+            # a scorer named in a file runs only when the user says so
+            defs = load_measures(args.target, trust_scorers=bool(args.trust_scorers))
         else:
             defs = [get_measure(args.target)]
     except KeyError as exc:

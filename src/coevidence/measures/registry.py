@@ -55,14 +55,14 @@ def _load_builtin() -> dict[str, MeasureDefinition]:
     global _builtin
     with _lock:
         if _builtin is None:
-            import yaml
+            from coevidence.measures.loaders import safe_load_text
 
             found: dict[str, MeasureDefinition] = {}
             folder = resources.files("coevidence.measures") / "builtin"
             for entry in sorted(folder.iterdir(), key=lambda e: e.name):
                 if not entry.name.endswith(".yaml"):
                     continue
-                data = yaml.safe_load(entry.read_text(encoding="utf-8"))
+                data = safe_load_text(entry.read_text(encoding="utf-8"), "yaml")
                 for m in measures_from_data(data, source=f"builtin/{entry.name}"):
                     if m.id in found:  # pragma: no cover - guarded by the tests
                         raise RuntimeError(f"duplicate built-in measure id {m.id!r}")
