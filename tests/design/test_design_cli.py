@@ -57,3 +57,17 @@ def test_power_simulate_yaml(tmp_path, capsys):
     bad.write_text("n_provider: 3\n")
     assert main(["power", "simulate", str(bad), "--reps", "2"]) == 1
     assert "n_provider" in capsys.readouterr().err
+
+
+def test_simulate_refuses_a_yaml_alias_bomb(tmp_path, capsys):
+    from coevidence.cli import main as cli_main
+
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    names = "abcdefghi"
+    for prev, cur in zip(names, names[1:]):
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    assert bomb.stat().st_size < 500
+    assert cli_main(["power", "simulate", str(bomb)]) == 1  # refused by the guard, not expanded
+    assert "alias bomb" in capsys.readouterr().err

@@ -126,11 +126,15 @@ def _simulate(args: argparse.Namespace) -> int:
     from coevidence.design.simulate import SimulationSpec
     from coevidence.design.simulation_power import simulate_power
 
+    from coevidence.measures.loaders import safe_load_text
+
     try:
         with open(args.spec, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
+            text = fh.read(64 * 1024 * 1024 + 1)
+        kind = "json" if str(args.spec).lower().endswith(".json") else "yaml"
+        raw = safe_load_text(text, kind) or {}  # no alias bombs, bounded size and nesting
         spec = SimulationSpec.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
         print(f"error: cannot read {args.spec}: {exc}", file=sys.stderr)
         return 1
     except ValidationError as exc:
