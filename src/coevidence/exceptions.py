@@ -19,6 +19,8 @@ would already catch, so ``except ValueError`` keeps working. Warnings subclass
     │                                         the number of clusters it is assigned to
     ├── AgreementWarning                      respondent scores fail the agreement check
     │                                         their measure needs before aggregation
+    ├── ReplicateStoreWarning                 a simulate_power part was corrupt or foreign
+    │                                         (quarantined and re-run)
     ├── MissingDataWarning                    rows dropped (the count is in the message)
     ├── PluginLoadWarning                     a measure plugin failed to load
     └── UnverifiedMeasureWarning              a built-in definition not yet checked against its paper
@@ -52,6 +54,7 @@ __all__ = [
     "MissingExtraError",
     "ModelSpecificationError",
     "PluginLoadWarning",
+    "ReplicateStoreWarning",
     "StudyValidationError",
     "UnverifiedMeasureWarning",
 ]
@@ -168,6 +171,11 @@ class DesignDfWarning(CoevidenceWarning):
 class AgreementWarning(CoevidenceWarning):
     """Respondent scores fail the within-unit agreement criteria (ICC(1), ICC(2), r_wg(j)) their
     measure requires before they are aggregated to the unit."""
+
+
+class ReplicateStoreWarning(CoevidenceWarning):
+    """A stored ``simulate_power`` part or manifest could not be trusted (corrupt, truncated or
+    from another run); it was moved to ``quarantine/`` and its replicates are run again."""
 
 
 class MissingDataWarning(CoevidenceWarning):

@@ -10,12 +10,12 @@ Backends: ``"serial"``; ``"processes"`` (a :class:`concurrent.futures.ProcessPoo
 with the ``spawn`` start method); ``"dask"`` (a ``distributed.Client`` passed as ``client=``, a
 scheduler address as ``scheduler=``, or a ``LocalCluster`` on 127.0.0.1 with the dashboard off).
 With ``out=`` every finished replicate is written to Parquet files in that folder as the run
-goes; running the same call again resumes where it stopped.
+goes; running the same call again resumes where it stopped (checksummed parts, see
+``coevidence.design._store``). Workers of the ``processes`` backend exit when the parent dies.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -311,44 +311,12 @@ def _require_pyarrow() -> None:
         raise MissingExtraError("pyarrow", "io", "write simulation results to Parquet") from exc
 
 
-class _Store:
-    """Replicates written incrementally as Parquet parts, with a run manifest.
+def _Store(out: Path, identity: dict[str, Any]) -> Any:
+    """The checksummed Parquet store of one run (see ``coevidence.design._store``)."""
+    from coevidence.design._store import Store
 
-    Layout: ``out/manifest.json`` and ``out/replicates/part-*.parquet`` (read them all with
-    ``pandas.read_parquet(out / "replicates")``).
-    """
-
-    def __init__(self, out: Path, manifest: dict[str, Any]) -> None:
-        _require_pyarrow()
-        self.out = Path(out)
-        self.folder = self.out / "replicates"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.out / "manifest.json"
-        if path.exists():
-            old = json.loads(path.read_text())
-            keys = ("spec", "analysis", "seed")
-            if any(old.get(k) != manifest.get(k) for k in keys):
-                diff = [k for k in keys if old.get(k) != manifest.get(k)]
-                raise ValueError(
-                    f"{self.out} holds replicates of a different run (differs in {diff}); "
-                    "use another out= folder or delete it")
-        path.write_text(json.dumps(manifest, indent=1, default=str))
-
-    def done(self) -> pd.DataFrame:
-        parts = sorted(self.folder.glob("part-*.parquet"))
-        if not parts:
-            return pd.DataFrame(columns=list(REPLICATE_COLUMNS))
-        frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        return frame.drop_duplicates("rep", keep="first")
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        frame = _frame(rows)
-        name = f"part-{int(frame['rep'].min()):07d}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = self.folder / f".{name}.tmp"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, self.folder / name)
+    _require_pyarrow()
+    return Store(Path(out), identity, REPLICATE_COLUMNS, _frame)
 
 
 def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -404,7 +372,13 @@ def simulate_power(
         Folder for incremental results (``manifest.json`` and Parquet parts under
         ``replicates/``, readable with ``pandas.read_parquet(out / "replicates")``); a rerun
         with the same spec, analysis and seed
-        resumes (finished replicates are read back, not recomputed). Needs pyarrow
+        resumes (finished replicates are read back, not recomputed). Parts are committed
+        atomically under their sha256 and carry the run's plan and seed in their Parquet
+        metadata; on resume a corrupt, truncated or foreign part is moved to
+        ``out/quarantine/`` with a :class:`~coevidence.exceptions.ReplicateStoreWarning` and its
+        replicates are run again. A folder of a different run (seed, spec or analysis, from
+        the manifest or, when it is missing, from the parts) raises
+        :class:`~coevidence.exceptions.ModelSpecificationError`. Needs pyarrow
         (``pip install 'coevidence[io]'``).
     progress : bool, optional
         tqdm progress bar (``tqdm.auto``: a widget in notebooks); default on only when stderr
@@ -540,6 +514,35 @@ def _progress_bar(progress: bool | None, total: int, initial: int, desc: str) ->
 _ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+def _worker_init(parent: int) -> None:
+    """Make a pool worker die with the parent process (no orphaned workers after a kill).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; everywhere: a daemon thread that exits the
+    worker as soon as its parent process is gone (``os.getppid()`` changes).
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except Exception:  # noqa: BLE001 - the watchdog below still applies
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="coevidence-parent-watchdog", daemon=True).start()
+
+
 def _run_processes(spec, analysis, children, chunks, collect, n_workers) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -550,7 +553,8 @@ def _run_processes(spec, analysis, children, chunks, collect, n_workers) -> None
     saved = {k: os.environ.get(k) for k in _ONE_THREAD}
     os.environ.update(_ONE_THREAD)  # inherited by the spawned workers only
     try:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
         futures = [pool.submit(_run_chunk, spec, analysis, [children[r] for r in reps], reps)
                    for reps in chunks]
     finally:
