@@ -13,9 +13,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from coevidence.exceptions import MissingDataWarning, StudyValidationError
+from coevidence.exceptions import (
+    MissingDataWarning,
+    ModelSpecificationError,
+    StudyValidationError,
+)
 
-__all__ = ["TABLE", "check_columns", "check_identifiers", "drop_missing"]
+__all__ = [
+    "TABLE",
+    "check_columns",
+    "check_finite",
+    "check_identifiers",
+    "check_outcome_variation",
+    "drop_missing",
+]
 
 #: Table name used in error messages.
 TABLE = "panel"
@@ -81,9 +92,18 @@ def drop_missing(
     """Return ``panel`` without rows missing any of ``columns`` and the number dropped.
 
     Warns with :class:`~coevidence.exceptions.MissingDataWarning` (giving the count and the
-    columns) when rows are dropped; never drops silently.
+    columns) when rows are dropped; never drops silently. Raises
+    :class:`~coevidence.exceptions.StudyValidationError` for infinite values (see
+    :func:`check_finite`) and :class:`~coevidence.exceptions.ModelSpecificationError` when a
+    column is missing in every row.
     """
     cols = list(dict.fromkeys(columns))
+    check_finite(panel, cols)
+    empty = [c for c in cols if len(panel) and bool(panel[c].isna().all())]
+    if empty:
+        raise ModelSpecificationError(
+            f"{what}: column(s) {empty} are missing (NaN) in every one of the {len(panel)} rows"
+        )
     miss = panel[cols].isna().any(axis=1).to_numpy()
     n = int(miss.sum())
     if n:
@@ -96,3 +116,49 @@ def drop_missing(
         )
         return panel.loc[~miss], n
     return panel, 0
+
+
+def check_finite(panel: pd.DataFrame, columns: Sequence[str], max_rows: int = 20) -> None:
+    """Raise :class:`~coevidence.exceptions.StudyValidationError` if a numeric column holds inf.
+
+    The error names each column, its count of ``inf``/``-inf`` values and (up to ``max_rows``
+    per column) the 0-based row positions and values. Missing values (NaN) are not flagged here.
+    """
+    failures = []
+    counts = {}
+    for col in dict.fromkeys(columns):
+        if col not in panel.columns or not pd.api.types.is_numeric_dtype(panel[col]):
+            continue
+        if pd.api.types.is_bool_dtype(panel[col]):
+            continue
+        vals = panel[col].to_numpy(dtype=float, na_value=np.nan)
+        bad = np.flatnonzero(np.isinf(vals))
+        if len(bad):
+            counts[col] = len(bad)
+            for r in bad[:max_rows]:
+                failures.append(
+                    _failure(
+                        int(r),
+                        col,
+                        float(vals[r]),
+                        f"infinite value ({len(bad)} in {col!r}; first rows "
+                        f"{[int(b) for b in bad[:5]]})",
+                    )
+                )
+    if failures:
+        detail = ", ".join(f"{c!r}: {n} infinite" for c, n in counts.items())
+        raise StudyValidationError(pd.DataFrame(failures), what=f"the panel's values ({detail})")
+
+
+def check_outcome_variation(data: pd.DataFrame, outcome: str, what: str) -> None:
+    """Raise :class:`~coevidence.exceptions.ModelSpecificationError` for a constant outcome.
+
+    A zero-variance outcome (on the complete rows used) leaves nothing to estimate: every
+    coefficient is 0 with a standard error of 0 (or NaN), so fits refuse it.
+    """
+    y = data[outcome].to_numpy(dtype=float)
+    if len(y) and np.ptp(y) == 0:
+        raise ModelSpecificationError(
+            f"{what}: outcome {outcome!r} has no variation (it is {y[0]:g} in all {len(y)} rows "
+            "used); standard errors and tests would be 0 or NaN"
+        )

@@ -37,7 +37,13 @@ from coevidence.models._did_regression import (
     twfe_fit,
     two_stage_cells,
 )
-from coevidence.models._panel_data import TABLE, check_columns, check_identifiers, drop_missing
+from coevidence.models._panel_data import (
+    TABLE,
+    check_columns,
+    check_identifiers,
+    check_outcome_variation,
+    drop_missing,
+)
 from coevidence.models.panel import FEW_CLUSTERS  # z tests with fewer clusters warn
 from coevidence.results.event_study import EffectTable, EventStudyDiagnostics, EventStudyResult
 
@@ -427,7 +433,11 @@ def fit_event_study(
     ------
     ModelSpecificationError
         Unknown ``small_sample`` / ``df`` option, ``small_sample="cr2"`` or ``df="bm"`` for an
-        estimator other than Callaway & Sant'Anna, or fewer than 2 clusters.
+        estimator other than Callaway & Sant'Anna, or fewer than 2 clusters; an outcome or
+        covariate missing in every row; a constant (zero-variance) outcome.
+    StudyValidationError
+        ``inf``/``-inf`` in the outcome or a covariate (naming the column, the count and the
+        first rows), or bad identifiers.
 
     Warns
     -----
@@ -497,6 +507,7 @@ def fit_event_study(
         if col is not None:
             _unit_constant(panel, unit, col)
     data, n_missing = drop_missing(panel, [outcome, *covs], "fit_event_study")
+    check_outcome_variation(data, outcome, "fit_event_study")
     notes: list[str] = []
 
     periods = np.sort(data[time].unique()).astype(float)

@@ -17,7 +17,12 @@ from scipy import stats
 
 from coevidence.exceptions import FewClustersWarning, ModelSpecificationError
 from coevidence.models import _panel_cov as pc
-from coevidence.models._panel_data import check_columns, check_identifiers, drop_missing
+from coevidence.models._panel_data import (
+    check_columns,
+    check_identifiers,
+    check_outcome_variation,
+    drop_missing,
+)
 from coevidence.results.panel import PanelDiagnostics, PanelResult, TestResult
 
 __all__ = ["FEW_CLUSTERS", "fit_panel", "hausman"]
@@ -175,6 +180,20 @@ def fit_panel(
     -------
     PanelResult
 
+    Raises
+    ------
+    StudyValidationError
+        Missing identifiers, duplicated unit x time rows, or ``inf``/``-inf`` in the outcome or
+        a regressor (the error names the column, the count and the first rows).
+    ModelSpecificationError
+        An outcome or regressor missing in every row, a constant (zero-variance) outcome, a
+        regressor that is zero everywhere or absorbed by the effects, or a rank-deficient design.
+
+    Warns
+    -----
+    MissingDataWarning
+        Rows with missing values were dropped (count and columns given).
+
     Examples
     --------
     >>> import coevidence as cv
@@ -218,6 +237,7 @@ def fit_panel(
     )
     if len(data) == 0:
         raise ModelSpecificationError("no complete rows left to fit")
+    check_outcome_variation(data, outcome, "fit_panel")
 
     # codes and sorting (the frame given is never modified)
     ucodes, ulevels = pd.factorize(data[unit], sort=True)

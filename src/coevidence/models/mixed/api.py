@@ -114,7 +114,10 @@ def fit_mixed(
     Raises
     ------
     ModelSpecificationError
-        Unreadable formula, unknown column, or a model the engine cannot fit exactly.
+        Unreadable formula, unknown column, or a model the engine cannot fit exactly; a
+        constant (zero-variance) outcome, an outcome missing in every row, or ``inf``/``-inf``
+        in the outcome or a numeric covariate (the message names the column, the count and the
+        first 0-based rows).
     ConvergenceFailure
         No optimizer attempt produced a usable fit.
 
@@ -130,6 +133,12 @@ def fit_mixed(
         as the arm of a study randomised by provider or its interaction with time, is tested with
         df far above the between-cluster df: the message names the level, the cluster count,
         the df used and the fix.
+
+    Notes
+    -----
+    Results do not depend on the outcome's units: the Satterthwaite Hessian and Jacobian are
+    taken in (theta, sigma / sd(y)), so an outcome scaled by ``1e-8`` or ``1e8`` gives the same
+    df (to finite-difference roundoff, about 1e-6 relative) and the same Hessian check.
 
     Examples
     --------
@@ -177,13 +186,11 @@ def _fit_mixed(
 
 def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note,
               stacklevel=3) -> MixedResult:
-    from coevidence.models.mixed._inference import satterthwaite
-
     p = len(problem.fixed_names)
     sizes = tuple(len(t.columns) for t in problem.terms)
-    sat = satterthwaite(fit.varpar, sizes, fit.objective_at, fit.vcov_at)
+    sat, h_scaled = _scaled_satterthwaite(fit, problem, sizes)
     inference = _inference(fit, problem, info, sat, df_method, cov_type, cluster, p)
-    diag = _diagnostics(fit, problem, sat, note)
+    diag = _diagnostics(fit, problem, sat, note, h_scaled)
     result = MixedResult(
         fit=fit, problem=problem, info=info, inference=inference, diagnostics=diag,
         conf_level=conf_level,
@@ -197,6 +204,40 @@ def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note
             stacklevel=stacklevel,
         )
     return result
+
+
+def _scaled_satterthwaite(fit: EngineFit, problem: MixedProblem, sizes: tuple[int, ...]):
+    """Satterthwaite ingredients computed on the outcome scaled to unit SD, mapped back.
+
+    The finite-difference steps of the Hessian and Jacobian are partly absolute (in theta and
+    sigma units), so an outcome measured on a tiny scale (``y * 1e-8``) would break the df.
+    Differentiating in (theta, sigma / s) with ``s = sd(y)`` makes the df invariant to the
+    outcome's units; the Hessian, Jacobian and vcov are transformed back to (theta, sigma).
+    Returns the back-transformed ingredients and the scaled Hessian (for the PD check).
+    """
+    from coevidence.models.mixed._inference import SatterthwaiteDF, satterthwaite
+
+    sd = float(np.std(problem.y))
+    s = sd if np.isfinite(sd) and sd > 0 else 1.0
+    s2 = s * s
+    vp = np.asarray(fit.varpar, dtype=float)
+    sat_s = satterthwaite(
+        vp / s2,
+        sizes,
+        lambda v: fit.objective_at(np.asarray(v) * s2),
+        lambda v: np.asarray(fit.vcov_at(np.asarray(v) * s2)) / s2,
+    )
+    if s == 1.0:
+        return sat_s, sat_s.hessian
+    k = len(vp)
+    d = np.ones(k)
+    d[-1] = 1.0 / s  # x_scaled = D x: sigma_s = sigma / s
+    H = sat_s.hessian * np.outer(d, d)  # noqa: N806
+    A = sat_s.vcov_varpar / np.outer(d, d)  # noqa: N806
+    J = np.asarray(sat_s.jacobian) * (s2 * d)[:, None, None]  # noqa: N806
+    sat = SatterthwaiteDF(vcov_beta=np.asarray(sat_s.vcov_beta) * s2, jacobian=J,
+                          vcov_varpar=A, hessian=H)
+    return sat, sat_s.hessian
 
 
 def _inference(fit, problem, info: FormulaInfo, sat, df_method, cov_type, cluster, p):
@@ -249,7 +290,9 @@ def _cluster_codes(problem: MixedProblem, info: FormulaInfo, cluster: str | None
     return codes
 
 
-def _diagnostics(fit: EngineFit, problem: MixedProblem, sat, note: str) -> MixedDiagnostics:
+def _diagnostics(
+    fit: EngineFit, problem: MixedProblem, sat, note: str, h_scaled: np.ndarray | None = None
+) -> MixedDiagnostics:
     attempts = pd.DataFrame([a.__dict__ for a in fit.attempts])
     if len(attempts):
         attempts["chosen"] = np.arange(len(attempts)) == fit.chosen
@@ -286,7 +329,11 @@ def _diagnostics(fit: EngineFit, problem: MixedProblem, sat, note: str) -> Mixed
         pos += k * (k + 1) // 2
     singular = singular or bool(boundary["at_boundary"].any())
     eig = np.linalg.eigvalsh((sat.hessian + sat.hessian.T) / 2)
-    hess_ok = bool(np.all(eig > 1e-8 * max(abs(eig).max(), 1e-300)))
+    # positive definiteness is judged on the Hessian in outcome-SD units (same sign pattern by
+    # congruence, but the relative tolerance does not then depend on the outcome's units)
+    hs = sat.hessian if h_scaled is None else h_scaled
+    eig_s = np.linalg.eigvalsh((hs + hs.T) / 2)
+    hess_ok = bool(np.all(eig_s > 1e-8 * max(abs(eig_s).max(), 1e-300)))
     messages = []
     if not fit.converged:
         messages.append("the optimizer did not converge")

@@ -320,6 +320,28 @@ def _group_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
     return codes.astype(np.int64), ordered
 
 
+def _check_values(data: pd.DataFrame, used: list[str], outcome: str) -> None:
+    """Raise ModelSpecificationError for inf in a used numeric column or an all-NaN outcome."""
+    msgs = []
+    for col in used:
+        ser = data[col]
+        if not pd.api.types.is_numeric_dtype(ser) or pd.api.types.is_bool_dtype(ser):
+            continue
+        vals = ser.to_numpy(dtype=float, na_value=np.nan)
+        bad = np.flatnonzero(np.isinf(vals))
+        if len(bad):
+            msgs.append(
+                f"column {col!r} has {len(bad)} infinite value(s) (inf/-inf) at 0-based rows "
+                f"{[int(b) for b in bad[:5]]}{' ...' if len(bad) > 5 else ''}"
+            )
+    if msgs:
+        raise ModelSpecificationError("; ".join(msgs) + "; replace or drop them before fitting")
+    if len(data) and bool(data[outcome].isna().all()):
+        raise ModelSpecificationError(
+            f"outcome {outcome!r} is missing (NaN) in every one of the {len(data)} rows"
+        )
+
+
 def build_problem(
     formula: str, data: pd.DataFrame, reml: bool = True
 ) -> tuple[MixedProblem, FormulaInfo]:
@@ -350,7 +372,9 @@ def build_problem(
     Raises
     ------
     ModelSpecificationError
-        Unreadable formula, unknown columns, a rank-deficient fixed-effects matrix, or no rows.
+        Unreadable formula, unknown columns, a rank-deficient fixed-effects matrix, no rows, an
+        outcome missing in every row, or ``inf``/``-inf`` in the outcome or a numeric covariate
+        (naming the column, the count and the first rows).
 
     Examples
     --------
@@ -381,6 +405,7 @@ def build_problem(
         raise ModelSpecificationError(
             f"outcome column {parsed.outcome!r} must be numeric; it has dtype {y_raw.dtype}"
         )
+    _check_values(data, used, parsed.outcome)
     na = data[used].isna()
     dropped_by_column = {c: int(v) for c, v in na.sum().items() if v}
     keep = ~na.any(axis=1).to_numpy()
@@ -397,6 +422,11 @@ def build_problem(
         raise ModelSpecificationError("no complete rows left after dropping missing values")
     sub = _prepare(data.loc[keep, used])
     y = sub[parsed.outcome].to_numpy(dtype=float)
+    if np.ptp(y) == 0:
+        raise ModelSpecificationError(
+            f"outcome {parsed.outcome!r} has no variation (it is {y[0]:g} in all {len(y)} rows "
+            "used): there is nothing for a mixed model to estimate"
+        )
     X, raw_names, spec = _fixed_matrix(parsed.fixed, sub, formula)
     rhs = formula.split("~", 1)[1]
     order = _first_positions(rhs, list(data.columns))
