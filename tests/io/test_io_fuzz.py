@@ -26,7 +26,6 @@ import test_io_hardening_support as h  # noqa: E402
 
 import coevidence as cv  # noqa: E402
 from coevidence.cli import main  # noqa: E402
-from coevidence.data import _crosscheck  # noqa: E402
 from coevidence.exceptions import StudyValidationError  # noqa: E402
 
 N = int(os.environ.get("COEVIDENCE_FUZZ_N", "120"))
@@ -65,10 +64,6 @@ def test_from_frames_fuzz() -> None:
             for _ in range(1 if kind == 1 else 2):
                 what.append(h.corrupt(frames, rng))
             desc = "; ".join(d for _, d in what)
-        if not _crosscheck._CHECK_SCORE_RANGES:  # see test_io_hardening: scores out of range
-            what = [(t, d) for t, d in what if not d.startswith("badscore")]
-            if kind and not what:
-                continue
         before = _snapshot(frames)
         outcomes["variants"] += 1
         try:

@@ -24,7 +24,7 @@ import test_io_hardening_support as h  # noqa: E402
 
 import coevidence as cv  # noqa: E402
 from coevidence.cli import main  # noqa: E402
-from coevidence.data import _crosscheck, datapackage  # noqa: E402
+from coevidence.data import datapackage  # noqa: E402
 from coevidence.exceptions import MeasureError, StudyValidationError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::coevidence.exceptions.CoevidenceWarning")
@@ -100,8 +100,7 @@ def test_fractional_value_on_a_discrete_scale() -> None:
     assert f["rule"].str.contains("not a whole number").any()
 
 
-def test_scores_are_checked_against_their_measure(monkeypatch) -> None:
-    monkeypatch.setattr(_crosscheck, "_CHECK_SCORE_RANGES", True)
+def test_scores_are_checked_against_their_measure() -> None:
     f = rules_of(one_cell("scores", "value", 99.0))
     assert f.loc[0, "rule"].startswith("outside the score range [1, 5]")
     h.build(one_cell("scores", "value", 4.5))  # inside: fine

@@ -25,10 +25,6 @@ from coevidence.schemas.measure import MeasureDefinition
 
 __all__ = ["crosscheck"]
 
-#: Check scores against the range of their measure's scale.
-_CHECK_SCORE_RANGES = True
-
-
 def _unknown(table: str, frame: pd.DataFrame, column: str, known: set[str], what: str) -> pd.DataFrame:
     if frame.empty or column not in frame.columns:
         return empty_failures()
@@ -173,8 +169,7 @@ def crosscheck(
             out.append(_unknown("scores", s.assign(measure_id=base), "measure_id", set(measures),
                                 "measure id"))
         out.append(_unknown_wave("scores", s, waves))
-        if _CHECK_SCORE_RANGES:
-            out.append(_score_ranges(s, measures))
+        out.append(_score_ranges(s, measures))
         if "date" in s.columns:
             out.append(_outside("scores", s, "date", pd.Series(start, index=s.index),
                                 pd.Series(end, index=s.index), "the study window"))

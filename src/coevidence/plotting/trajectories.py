@@ -9,6 +9,7 @@ Examples
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["plot_trajectories", "trajectory_frame"]
@@ -42,12 +43,11 @@ def trajectory_frame(result, times=None, conf_level: float | None = None, *,
     from coevidence.models.mixed.contrasts import marginal_means
 
     mm = marginal_means(result, at=times, conf_level=conf_level, arm=arm, time=time)
-    out = mm.rename(columns={})[["arm", "time", "estimate", "std_error", "df", "conf_low",
-                                 "conf_high"]].copy()
-    out["time"] = out["time"].astype(float)
-    order = {a: i for i, a in enumerate(dict.fromkeys(mm["arm"]))}
-    return out.sort_values(["arm", "time"], key=lambda c: c.map(order) if c.name == "arm"
-                           else c, kind="stable").reset_index(drop=True)
+    out = mm[["arm", "time", "estimate", "std_error", "df", "conf_low", "conf_high"]].astype(
+        {"time": float})
+    # marginal_means lists arms within waves; a trajectory is waves within arms
+    arms = pd.Categorical(out["arm"], categories=list(dict.fromkeys(out["arm"])))
+    return out.iloc[np.lexsort((out["time"].to_numpy(), arms.codes))].reset_index(drop=True)
 
 
 def plot_trajectories(

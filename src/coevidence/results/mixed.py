@@ -167,18 +167,15 @@ class MixedResult(ResultBase):
         idx = np.array(sorted(bounds), dtype=int)
         caps = np.array([bounds[i] for i in idx], dtype=float)
         df = np.asarray(inf.df, dtype=float).copy()
-        changed = False
-        for i, cap in zip(idx, caps):
-            if not df[i] <= cap:
-                df[i] = cap
-                changed = True
-        base = inf.df_fn
-        new = _Inference(inf.df_method, inf.cov_type, inf.vcov, df, _DfBound(base, idx, caps))
+        above = ~(df[idx] <= caps)  # NaN or infinite df are bounded too
+        df[idx[above]] = caps[above]
+        new = _Inference(inf.df_method, inf.cov_type, inf.vcov, df,
+                         _DfBound(inf.df_fn, idx, caps))
         res = MixedResult(
             fit=self._fit, problem=self._problem, info=self._info, inference=new,
             diagnostics=self.diagnostics, conf_level=self.conf_level, growth=self.growth,
         )
-        return res, changed
+        return res, bool(above.any())
 
     @property
     def data(self) -> pd.DataFrame:

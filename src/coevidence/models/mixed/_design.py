@@ -81,11 +81,6 @@ def coarsest_constant_level(
     return min(cands, key=lambda g: (data[g].nunique(dropna=False), list(levels).index(g)))
 
 
-def _nests(data: pd.DataFrame, inner: str, outer: str) -> bool:
-    """Every level of ``inner`` lies in one level of ``outer``."""
-    return constant_within(data, outer, inner)
-
-
 @dataclass(frozen=True)
 class BetweenTerm:
     """A fixed-effect column that varies only between the clusters of ``level``.
@@ -115,15 +110,12 @@ class BetweenTerm:
 def _term_columns(info) -> list[tuple[int, set[str]]]:
     """(column position, data variables of its term) for every fixed column."""
     spec = info.fixed_spec
-    cols = list(spec.column_names) if hasattr(spec, "column_names") else list(info.raw_fixed_names)
-    pos = {c: i for i, c in enumerate(cols)}
+    position = {c: i for i, c in enumerate(info.raw_fixed_names)}
+    names = list(spec.column_names)
     out = []
     for term, sl in spec.term_slices.items():
-        vars_ = {str(v) for v in spec.term_variables.get(term, set())}
-        vars_ = {v for v in vars_ if v in info.data.columns}
-        for c in cols[sl]:
-            if c in pos and c in info.raw_fixed_names:
-                out.append((list(info.raw_fixed_names).index(c), vars_))
+        vars_ = {str(v) for v in spec.term_variables.get(term, set())} & set(info.data.columns)
+        out += [(position[c], vars_) for c in names[sl] if c in position]
     return out
 
 
@@ -145,6 +137,15 @@ def between_terms(
                 constant[v] = (
                     coarsest_constant_level(frame, v, levels) if nun > 1 else None
                 )
+    varies: dict[tuple[str, str], bool] = {}
+
+    def within_part(vars_: set[str], level: str) -> tuple[str, ...]:
+        """The variables of a term that vary within the clusters of ``level``."""
+        for u in vars_:
+            if (u, level) not in varies:
+                varies[u, level] = not constant_within(frame, u, level)
+        return tuple(sorted(u for u in vars_ if varies[u, level]))
+
     out: list[BetweenTerm] = []
     for j, vars_ in cols:
         hits = [(v, constant[v]) for v in sorted(vars_) if constant.get(v)]
@@ -154,13 +155,9 @@ def between_terms(
         G = int(frame[level].nunique())  # noqa: N806
         if G >= n:
             continue
-        within = tuple(sorted(u for u in vars_ if u != v and not constant_within(frame, u, level)))
+        within = within_part(vars_ - {v}, level)
         # q: columns with the same within-part whose other variables are all cluster-level
-        q = 0
-        for _, other in cols:
-            ow = tuple(sorted(u for u in other if not constant_within(frame, u, level)))
-            if ow == within:
-                q += 1
+        q = sum(within_part(other, level) == within for _, other in cols)
         out.append(BetweenTerm(index=j, name=fixed_names[j], variable=v, within=within,
                                level=level, n_clusters=G, df_bound=float(max(G - q, 1))))
     return out
@@ -215,7 +212,7 @@ def candidate_levels(info, data: pd.DataFrame | None, extra: Sequence[str] = ())
         if not 2 <= k <= max(n // 4, 2) or k >= info.data[base].nunique():
             continue
         probe = pd.DataFrame({"base": info.data[base].to_numpy(), "col": s.to_numpy()})
-        if _nests(probe, "base", "col"):
+        if constant_within(probe, "col", "base"):  # the model's groups nest in col
             levels.append(col)
     return levels
 

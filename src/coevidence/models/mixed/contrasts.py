@@ -17,7 +17,7 @@ import pandas as pd
 
 from coevidence.exceptions import ModelSpecificationError
 from coevidence.results.base import wald_tests
-from coevidence.results.mixed import MixedResult
+from coevidence.results.mixed import MixedResult, _fixed_variables
 
 __all__ = ["adjust_pvalues", "contrast", "effect_size", "marginal_means", "slopes"]
 
@@ -39,14 +39,6 @@ class _View:
     unit: tuple[str, ...] | None  # the finest grouping factor's columns
     ignore: frozenset = frozenset()  # outcome and grouping columns: not covariates
     spec: object | None = None
-
-
-def _fixed_variables(result: MixedResult) -> list[str]:
-    spec = result._info.fixed_spec
-    out: list[str] = []
-    for vars_ in spec.term_variables.values():
-        out += [str(v) for v in vars_ if str(v) in result._info.data.columns]
-    return list(dict.fromkeys(out))
 
 
 def _view(result: MixedResult, arm: str | None = None, time: str | None = None) -> _View:
@@ -72,7 +64,7 @@ def _view(result: MixedResult, arm: str | None = None, time: str | None = None) 
                 frame[col] = spec.frame[col].to_numpy()
         return _View(spec.arm, spec.time, spec.reference, spec.arms, spec.time_coding,
                      spec.slope_terms, frame, unit, ignore, spec)
-    fixed = [v for v in _fixed_variables(result) if v not in info.group_columns]
+    fixed = [v for v in _fixed_variables(info) if v not in info.group_columns]
     if arm is None:
         cands = [v for v in fixed if not pd.api.types.is_numeric_dtype(data[v])
                  or isinstance(data[v].dtype, pd.CategoricalDtype)]
