@@ -19,7 +19,7 @@ datasets five analyses of the co-creation minus push difference in slopes ``d`` 
                           OLS slopes, pooled t test, df = G - 2).
 
 Optionally (``--randomization-reps N``) a randomisation test of the two-stage estimate
-(``coevidence.models.randomization.randomization_test``, ``--n-permutations`` re-assignments of
+(``coevidence.models.randomization.model.randomization_test``, ``--n-permutations`` re-assignments of
 the arm across providers; exact enumeration when there are fewer) on the first N datasets of
 each scenario. It has no CI or df; only its rejection rate is reported.
 
@@ -76,9 +76,10 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "mixed"))
 
+from growth_sim import provider_randomised_panel  # noqa: E402
+
 import coevidence as cv  # noqa: E402
 from coevidence.exceptions import BoundaryFitWarning, DesignDfWarning  # noqa: E402
-from growth_sim import provider_randomised_panel  # noqa: E402
 
 TERM = "time:ta_modelco_creation"
 OUTCOME = "research_use"
@@ -126,7 +127,7 @@ def _one(name: str, panel: pd.DataFrame, n_perm: int, seed: int) -> dict:
         warnings.simplefilter("always")
         try:
             if name == RANDOMIZATION:
-                from coevidence.models.randomization import randomization_test
+                from coevidence.models.randomization.model import randomization_test
 
                 rt = randomization_test(panel, _two_stage_estimate, arm="ta_model",
                                         cluster="provider_id", n_permutations=n_perm,

@@ -71,11 +71,11 @@ _LAZY: dict[str, str] = {
     "adjust_pvalues": "coevidence.models.mixed.contrasts",
     "compare": "coevidence.results.compare",
     # panel and staggered adoption
-    "fit_panel": "coevidence.models.panel",
-    "hausman": "coevidence.models.panel",
-    "fit_event_study": "coevidence.models.event_study",
-    "fit_stepped_wedge": "coevidence.models.stepped_wedge",
-    "randomization_test": "coevidence.models.randomization",
+    "fit_panel": "coevidence.models.panel.model",
+    "hausman": "coevidence.models.panel.model",
+    "fit_event_study": "coevidence.models.did.event_study",
+    "fit_stepped_wedge": "coevidence.models.stepped_wedge.model",
+    "randomization_test": "coevidence.models.randomization.model",
     # design and power
     "mdes": "coevidence.design.analytic",
     "power": "coevidence.design.analytic",

@@ -94,7 +94,7 @@ def test_stepped_wedge_degenerate_outcomes(sw, cluster_effects):
     kw = {**SW_KW, "cluster_effects": cluster_effects}
     d = sw.copy()
     d["y"] = 1.0
-    with pytest.raises(ModelSpecificationError):
+    with pytest.raises(ModelSpecificationError, match="'y' has no variation"):
         cv.fit_stepped_wedge(d, "y", **kw)
     d["y"] = np.nan
     with pytest.raises(ModelSpecificationError, match="missing \\(NaN\\) in every"):

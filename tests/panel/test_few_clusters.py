@@ -16,9 +16,9 @@ from scipy import stats
 
 import coevidence as cv
 from coevidence.exceptions import FewClustersWarning, ModelSpecificationError
-from coevidence.models import _did_small as small
-from coevidence.models import _panel_cov as pc
-from coevidence.models._did_cs import cs_cells
+from coevidence.models._shared import covariance as pc
+from coevidence.models.did import _small as small
+from coevidence.models.did._cs import cs_cells
 
 
 def provider_panel(G=8, per=10, T=6, cohorts=(3, 4, 5), n_never=2, rho=0.3, seed=0, effect=0.0):

@@ -13,8 +13,8 @@ from scipy import stats
 
 import coevidence as cv
 from coevidence.exceptions import FewClustersWarning, ModelSpecificationError
-from coevidence.models import randomization
-from coevidence.models.randomization import RandomizationResult, randomization_test
+from coevidence.models.randomization import model as randomization
+from coevidence.models.randomization.model import RandomizationResult, randomization_test
 from coevidence.results.base import TIDY_COLUMNS
 
 
@@ -256,9 +256,11 @@ def test_growth_model_arm_by_time_coefficient():
 
 
 def test_module_doctests():
-    from coevidence.models import _did_small, event_study, stepped_wedge
-    from coevidence.results import event_study as r_es
-    from coevidence.results import stepped_wedge as r_sw
+    from coevidence.models.did import _small as _did_small
+    from coevidence.models.did import event_study
+    from coevidence.models.did import results as r_es
+    from coevidence.models.stepped_wedge import model as stepped_wedge
+    from coevidence.models.stepped_wedge import results as r_sw
 
     for mod in (randomization, event_study, stepped_wedge, r_es, r_sw, _did_small):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

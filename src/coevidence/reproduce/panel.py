@@ -54,7 +54,7 @@ def _quiet(fn, *args, **kw):
 )
 def grunfeld_plm() -> list[Check]:
     from coevidence.datasets.panel import load_grunfeld
-    from coevidence.models.panel import fit_panel, hausman
+    from coevidence.models.panel.model import fit_panel, hausman
 
     g = load_grunfeld()
     kw = {"unit": "firm", "time": "year", "regressors": ["value", "capital"]}
@@ -132,7 +132,7 @@ def grunfeld_plm() -> list[Check]:
 def wooldridge_jtrain() -> list[Check]:
     from linearmodels.datasets import jobtraining
 
-    from coevidence.models.panel import fit_panel
+    from coevidence.models.panel.model import fit_panel
 
     jt = jobtraining.load()
     res = _quiet(
@@ -170,7 +170,7 @@ def wooldridge_jtrain() -> list[Check]:
 def wage_panel_fe() -> list[Check]:
     from linearmodels.datasets import wage_panel
 
-    from coevidence.models.panel import fit_panel
+    from coevidence.models.panel.model import fit_panel
 
     wp = wage_panel.load()
     kw = {"unit": "nr", "time": "year"}
@@ -251,7 +251,7 @@ def wage_panel_fe() -> list[Check]:
 )
 def mpdta_callaway_santanna() -> list[Check]:
     from coevidence.datasets.panel import load_mpdta
-    from coevidence.models.event_study import fit_event_study
+    from coevidence.models.did.event_study import fit_event_study
 
     d = load_mpdta()
     kw = {"unit": "countyreal", "time": "year", "first_treated": "first.treat"}

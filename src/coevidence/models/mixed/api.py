@@ -23,7 +23,7 @@ from coevidence.exceptions import (
 )
 from coevidence.models.mixed._engine import EngineFit, MixedProblem
 from coevidence.models.mixed.formula import FormulaInfo, build_problem
-from coevidence.results.mixed import MixedDiagnostics, MixedResult, _Inference
+from coevidence.models.mixed.results import MixedDiagnostics, MixedResult, _Inference
 
 __all__ = ["fit_mixed"]
 

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from coevidence.exceptions import ModelSpecificationError
+from coevidence.models.mixed.results import MixedResult, _fixed_variables
 from coevidence.results.base import wald_tests
-from coevidence.results.mixed import MixedResult, _fixed_variables
 
 __all__ = ["adjust_pvalues", "contrast", "effect_size", "marginal_means", "slopes"]
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from coevidence.exceptions import ModelSpecificationError
-from coevidence.results.mixed import MixedResult
+from coevidence.models.mixed.results import MixedResult
 
 __all__ = ["DesignInfo", "GrowthSpec", "assignment_level", "fit_growth", "growth_formula"]
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coevidence.models._did_cs import Cells
+from coevidence.models.did._cs import Cells
 
 __all__ = ["bm_df", "cluster_codes", "cs_leverage", "share_scale"]
 

@@ -16,14 +16,14 @@ import pandas as pd
 from scipy import stats
 
 from coevidence.exceptions import FewClustersWarning, ModelSpecificationError
-from coevidence.models import _panel_cov as pc
-from coevidence.models._panel_data import (
+from coevidence.models._shared import covariance as pc
+from coevidence.models._shared.data import (
     check_columns,
     check_identifiers,
     check_outcome_variation,
     drop_missing,
 )
-from coevidence.results.panel import PanelDiagnostics, PanelResult, TestResult
+from coevidence.models.panel.results import PanelDiagnostics, PanelResult, TestResult
 
 __all__ = ["FEW_CLUSTERS", "fit_panel", "hausman"]
 

@@ -28,24 +28,24 @@ from coevidence.exceptions import (
     ModelSpecificationError,
     StudyValidationError,
 )
-from coevidence.models import _did_aggregate as agg
-from coevidence.models import _did_small as small
-from coevidence.models._did_cs import Cells, cs_cells
-from coevidence.models._did_regression import (
-    LongPanel,
-    sun_abraham_cells,
-    twfe_fit,
-    two_stage_cells,
-)
-from coevidence.models._panel_data import (
+from coevidence.models._shared.data import (
     TABLE,
     check_columns,
     check_identifiers,
     check_outcome_variation,
     drop_missing,
 )
-from coevidence.models.panel import FEW_CLUSTERS  # z tests with fewer clusters warn
-from coevidence.results.event_study import EffectTable, EventStudyDiagnostics, EventStudyResult
+from coevidence.models.did import _aggregate as agg
+from coevidence.models.did import _small as small
+from coevidence.models.did._cs import Cells, cs_cells
+from coevidence.models.did._regression import (
+    LongPanel,
+    sun_abraham_cells,
+    twfe_fit,
+    two_stage_cells,
+)
+from coevidence.models.did.results import EffectTable, EventStudyDiagnostics, EventStudyResult
+from coevidence.models.panel.model import FEW_CLUSTERS  # z tests with fewer clusters warn
 
 __all__ = ["fit_event_study"]
 

@@ -29,7 +29,7 @@ class Cells:
     labels; ``post`` marks ``time >= group`` (treatment started). Callaway & Sant'Anna cells also
     carry ``members`` (n_units x n_cells: +1 treated, -1 comparison unit, 0 not used) and ``base``
     (the base period of each comparison), which the small-sample (CR2-type) adjustment and the
-    Bell-McCaffrey degrees of freedom need (:mod:`coevidence.models._did_small`).
+    Bell-McCaffrey degrees of freedom need (:mod:`coevidence.models.did._small`).
     """
 
     level: np.ndarray

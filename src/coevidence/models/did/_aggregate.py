@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from coevidence.models._did_cs import Cells
+from coevidence.models.did._cs import Cells
 
 __all__ = [
     "Aggregate",

@@ -150,7 +150,7 @@ class EventStudyResult(ResultBase):
     def __init__(
         self, *, engine: Any, info: dict[str, Any], diagnostics: EventStudyDiagnostics
     ) -> None:
-        self._engine = engine  # coevidence.models.event_study._Engine
+        self._engine = engine  # coevidence.models.did.event_study._Engine
         self.info = dict(info)
         self.estimator = info["estimator"]
         self.control = info.get("control")

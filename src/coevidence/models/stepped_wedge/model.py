@@ -23,7 +23,7 @@ Few clusters: fewer than 2 clusters, or fewer than 2 that cross over, raise
 2 clusters with fixed cluster effects (the cluster-robust variance is then identically 0) and
 any treatment SE that is numerically 0; below 6 clusters a
 :class:`~coevidence.exceptions.FewClustersWarning` points to
-:func:`coevidence.models.randomization.randomization_test`.
+:func:`coevidence.models.randomization.model.randomization_test`.
 """
 
 from __future__ import annotations
@@ -40,11 +40,16 @@ from coevidence.exceptions import (
     ModelSpecificationError,
     StudyValidationError,
 )
-from coevidence.models import _panel_cov as pc
-from coevidence.models._did_regression import _twoway_resid
-from coevidence.models._panel_data import TABLE, check_columns, drop_missing
-from coevidence.models.panel import FEW_CLUSTERS, _dummies, _orth
-from coevidence.results.stepped_wedge import SteppedWedgeResult
+from coevidence.models._shared import covariance as pc
+from coevidence.models._shared.data import (
+    TABLE,
+    check_columns,
+    check_outcome_variation,
+    drop_missing,
+)
+from coevidence.models.did._regression import _twoway_resid
+from coevidence.models.panel.model import FEW_CLUSTERS, _dummies, _orth
+from coevidence.models.stepped_wedge.results import SteppedWedgeResult
 
 __all__ = ["fit_stepped_wedge"]
 
@@ -233,6 +238,7 @@ def fit_stepped_wedge(
     data, n_missing = drop_missing(
         panel, [outcome, *covs, *([treated] if treated else [])], "fit_stepped_wedge"
     )
+    check_outcome_variation(data, outcome, "fit_stepped_wedge")
     periods = np.sort(data[period].unique()).astype(float)
     expo = _exposure(data, unit, period, treated, first_treated, periods)
     S = int(expo.max())

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from coevidence.exceptions import ModelSpecificationError
-from coevidence.models._did_cs import Cells
+from coevidence.models.did._cs import Cells
 
 __all__ = ["LongPanel", "sun_abraham_cells", "twfe_fit", "two_stage_cells"]
 

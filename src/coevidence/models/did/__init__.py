@@ -1,0 +1,1 @@
+"""Staggered-adoption difference-in-differences family (Callaway-Sant'Anna, regression estimators, aggregation, small-sample inference, results)."""

@@ -1,0 +1,1 @@
+"""Randomization inference family (re-randomisation tests for cluster-randomised designs)."""

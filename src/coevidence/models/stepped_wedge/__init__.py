@@ -1,0 +1,1 @@
+"""Stepped-wedge family (Hussey-Hughes and exposure-time models, results)."""
