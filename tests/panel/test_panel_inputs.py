@@ -109,42 +109,42 @@ def test_absorbed_regressor_is_named(g):
 def test_invalid_option_combinations(g):
     with pytest.raises(ModelSpecificationError, match="random"):
         cv.fit_panel(g, "inv", **KW, estimator="random", effects="twoway")
-    with pytest.raises(ValueError, match="cov must be"):
-        cv.fit_panel(g, "inv", **KW, cov="HC3")
-    with pytest.raises(ValueError, match="cluster='firm' given"):
+    with pytest.raises(ValueError, match="cov_type must be"):
+        cv.fit_panel(g, "inv", **KW, cov_type="HC3")
+    with pytest.raises(ValueError, match="cluster=.firm. would be ignored"):
         cv.fit_panel(g, "inv", **KW, cluster="firm")
     with pytest.raises(ValueError, match="small_sample"):
-        cv.fit_panel(g, "inv", **KW, cov="clustered", small_sample="stata13")
+        cv.fit_panel(g, "inv", **KW, cov_type="clustered", small_sample="stata13")
 
 
 def test_small_sample_and_cov_options_change_output(g):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FewClustersWarning)
         ses = {
-            ss: cv.fit_panel(g, "inv", **KW, cov="clustered", small_sample=ss).std_errors["value"]
+            ss: cv.fit_panel(g, "inv", **KW, cov_type="clustered", small_sample=ss).std_errors["value"]
             for ss in ("none", "plm_hc1", "plm_sss", "stata")
         }
     assert len(set(np.round(list(ses.values()), 12))) == 4
-    r0 = cv.fit_panel(g, "inv", **KW, cov="robust", small_sample="none").std_errors
-    r1 = cv.fit_panel(g, "inv", **KW, cov="robust").std_errors
+    r0 = cv.fit_panel(g, "inv", **KW, cov_type="robust", small_sample="none").std_errors
+    r1 = cv.fit_panel(g, "inv", **KW, cov_type="robust").std_errors
     np.testing.assert_allclose((r1 / r0) ** 2, 200 / 188)
 
 
 def test_few_clusters_warning_only_for_cr1_and_recorded(g):
     with pytest.warns(FewClustersWarning, match=r"only 10 clusters .* \(< 42\)"):
-        res = cv.fit_panel(g, "inv", **KW, cov="clustered")
+        res = cv.fit_panel(g, "inv", **KW, cov_type="clustered")
     assert res.diagnostics.few_clusters and "only 10 clusters" in res.summary()
     with warnings.catch_warnings():
         warnings.simplefilter("error", FewClustersWarning)
-        cr2 = cv.fit_panel(g, "inv", **KW, cov="cr2")
+        cr2 = cv.fit_panel(g, "inv", **KW, cov_type="cr2")
     assert cr2.diagnostics.few_clusters
 
 
 def test_wild_cluster_bootstrap(g):
-    a = cv.fit_panel(g, "inv", **KW, cov="wild_bootstrap", seed=11, bootstrap_reps=399)
-    b = cv.fit_panel(g, "inv", **KW, cov="wild_bootstrap", seed=11, bootstrap_reps=399)
+    a = cv.fit_panel(g, "inv", **KW, cov_type="wild_bootstrap", seed=11, bootstrap_reps=399)
+    b = cv.fit_panel(g, "inv", **KW, cov_type="wild_bootstrap", seed=11, bootstrap_reps=399)
     c = cv.fit_panel(
-        g, "inv", **KW, cov="wild_bootstrap", seed=11, bootstrap_reps=399, bootstrap_weights="webb"
+        g, "inv", **KW, cov_type="wild_bootstrap", seed=11, bootstrap_reps=399, bootstrap_weights="webb"
     )
     pd.testing.assert_frame_equal(a.tidy(), b.tidy())
     assert not np.allclose(a.tidy()["p_value"], c.tidy()["p_value"])
@@ -166,7 +166,7 @@ def test_wild_cluster_bootstrap(g):
             unit="firm",
             time="year",
             regressors=["value", "z"],
-            cov="wild_bootstrap",
+            cov_type="wild_bootstrap",
             seed=2,
             bootstrap_reps=199,
         )
@@ -177,7 +177,7 @@ def test_wild_cluster_bootstrap(g):
 
 
 def test_result_interface(g):
-    res = cv.fit_panel(g, "inv", **KW, cov="cr2")
+    res = cv.fit_panel(g, "inv", **KW, cov_type="cr2")
     tid = res.tidy()
     assert tuple(tid.columns) == TIDY_COLUMNS
     assert res.glance().shape[0] == 1
@@ -197,9 +197,9 @@ def test_result_interface(g):
 
 
 def test_wild_bootstrap_conf_level(g):
-    a = cv.fit_panel(g, "inv", **KW, cov="wild_bootstrap", seed=1, bootstrap_reps=299).tidy()
+    a = cv.fit_panel(g, "inv", **KW, cov_type="wild_bootstrap", seed=1, bootstrap_reps=299).tidy()
     b = cv.fit_panel(
-        g, "inv", **KW, cov="wild_bootstrap", seed=1, bootstrap_reps=299, conf_level=0.8
+        g, "inv", **KW, cov_type="wild_bootstrap", seed=1, bootstrap_reps=299, conf_level=0.8
     ).tidy(conf_level=0.8)
     assert ((b["conf_high"] - b["conf_low"]) < (a["conf_high"] - a["conf_low"])).all()
     np.testing.assert_array_equal(a["p_value"], b["p_value"])
@@ -210,14 +210,14 @@ def test_relabelling_and_reordering_do_not_change_estimates(g, estimator):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    base = cv.fit_panel(g, "inv", **KW, estimator=estimator, cov="cr2")
+    base = cv.fit_panel(g, "inv", **KW, estimator=estimator, cov_type="cr2")
 
     @settings(max_examples=8, deadline=None)
     @given(st.permutations(list(range(1, 11))), st.integers(0, 2**31 - 1))
     def check(perm, seed):
         relabel = dict(zip(range(1, 11), [f"f{p:02d}" for p in perm], strict=True))
         h = g.assign(firm=g["firm"].map(relabel)).sample(frac=1.0, random_state=seed)
-        res = cv.fit_panel(h, "inv", **KW, estimator=estimator, cov="cr2")
+        res = cv.fit_panel(h, "inv", **KW, estimator=estimator, cov_type="cr2")
         np.testing.assert_allclose(res.params, base.params, rtol=1e-10)
         np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=1e-8)
         np.testing.assert_allclose(res.df, base.df, rtol=1e-8)

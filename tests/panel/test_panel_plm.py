@@ -76,7 +76,7 @@ def test_clustered_ses_match_plm_each_convention(grunfeld, model_id, conv):
             "inv",
             **KW,
             **SPECS[model_id],
-            cov="clustered",
+            cov_type="clustered",
             small_sample=CONVENTIONS[conv],
         )
     ref = np.array(list(block["std_error"].values()))
@@ -100,7 +100,7 @@ def test_fixest_crv1_equals_stata_here(grunfeld, model_id):
     )
     with pytest.warns(cv.exceptions.FewClustersWarning):
         res = cv.fit_panel(
-            grunfeld, "inv", **KW, **SPECS[model_id], cov="clustered", small_sample="fixest_crv1"
+            grunfeld, "inv", **KW, **SPECS[model_id], cov_type="clustered", small_sample="fixest_crv1"
         )
     np.testing.assert_allclose(res.std_errors.to_numpy(), ref, rtol=1e-8)
     assert (res.df == 9).all()
@@ -110,7 +110,7 @@ def test_fixest_crv1_time_effects_value_from_pyfixest(grunfeld):
     # pyfixest 0.60: feols("inv ~ value + capital | year", vcov={"CRV1": "firm"}).se()
     with pytest.warns(cv.exceptions.FewClustersWarning):
         res = cv.fit_panel(
-            grunfeld, "inv", **KW, effects="time", cov="clustered", small_sample="fixest_crv1"
+            grunfeld, "inv", **KW, effects="time", cov_type="clustered", small_sample="fixest_crv1"
         )
     np.testing.assert_allclose(res.std_errors.to_numpy(), [0.01803855, 0.10393422], atol=5e-9)
 
@@ -119,7 +119,7 @@ def test_fixest_crv1_time_effects_value_from_pyfixest(grunfeld):
 def test_between_robust_matches_sandwich(grunfeld, small_sample, key):
     ref = np.array(list(PLM["grunfeld_between"][key]["std_error"].values()))
     res = cv.fit_panel(
-        grunfeld, "inv", **KW, estimator="between", cov="robust", small_sample=small_sample
+        grunfeld, "inv", **KW, estimator="between", cov_type="robust", small_sample=small_sample
     )
     np.testing.assert_allclose(res.std_errors.to_numpy(), ref, rtol=1e-8)
 
@@ -135,7 +135,7 @@ def test_between_robust_matches_sandwich(grunfeld, small_sample, key):
 )
 def test_cr2_and_satterthwaite_df_match_clubsandwich(grunfeld, name, spec):
     ref = CR2[name]
-    res = cv.fit_panel(grunfeld, "inv", **KW, **spec, cov="cr2")
+    res = cv.fit_panel(grunfeld, "inv", **KW, **spec, cov_type="cr2")
     np.testing.assert_allclose(res.params.to_numpy(), ref["estimate"], rtol=1e-9)
     np.testing.assert_allclose(res.std_errors.to_numpy(), ref["std_error"], rtol=1e-8)
     np.testing.assert_allclose(res.df.to_numpy(), ref["df"], rtol=1e-8)
@@ -166,7 +166,7 @@ def test_specification_tests_match_plm(grunfeld):
 
 
 def test_hausman_refuses_robust_covariances(grunfeld):
-    fe = cv.fit_panel(grunfeld, "inv", **KW, cov="cr2")
+    fe = cv.fit_panel(grunfeld, "inv", **KW, cov_type="cr2")
     re_ = cv.fit_panel(grunfeld, "inv", **KW, estimator="random")
     with pytest.raises(cv.exceptions.ModelSpecificationError, match="unadjusted"):
         cv.hausman(fe, re_)

@@ -1,21 +1,25 @@
 """Linear panel estimators by column name: :func:`fit_panel` and :func:`hausman`.
 
-Point estimates come from linearmodels (``PanelOLS``, ``RandomEffects``, ``BetweenOLS``,
-``PooledOLS``); the covariance matrix is rebuilt from the transformed data so that the
-small-sample convention is explicit and selectable (Stata, plm ``sss``/``HC1``, fixest CRV1, or
-none), and so CR2 and the wild cluster bootstrap are available for few clusters.
+File roles (as in linearmodels): this module checks the options, prepares the data and
+dispatches; :mod:`coevidence.models.panel._estimators` holds the five estimators (the data
+transformations, point estimates from linearmodels ``PanelOLS``, ``RandomEffects``,
+``BetweenOLS``, ``PooledOLS``) and the group algebra; :mod:`coevidence.models.panel.covariance`
+holds the covariance estimators, rebuilt from the transformed data so that the small-sample
+convention is explicit and selectable (Stata, plm ``sss``/``HC1``, fixest CRV1, or none), with
+CR2 and the wild cluster bootstrap for few clusters and Driscoll-Kraay for cross-sectional
+dependence; :mod:`coevidence.models.panel.results` the result classes.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from coevidence.exceptions import FewClustersWarning, ModelSpecificationError
+from coevidence.exceptions import ModelSpecificationError, OptionError
 from coevidence.models._shared import covariance as pc
 from coevidence.models._shared.data import (
     check_columns,
@@ -23,17 +27,39 @@ from coevidence.models._shared.data import (
     check_outcome_variation,
     drop_missing,
 )
+from coevidence.models._shared.options import (
+    UNSET,
+    as_generator,
+    check_choice,
+    check_conf_level,
+    keyword_only,
+    refuse_ignored,
+    renamed,
+)
+from coevidence.models.panel._estimators import (
+    ESTIMATE,
+    RE_VARIANCE,
+    PanelData,
+    PanelFit,
+    check_design,
+)
+from coevidence.models.panel._estimators import dummies as _dummies  # noqa: F401 (re-export)
+from coevidence.models.panel._estimators import orth as _orth  # noqa: F401 (re-export)
+from coevidence.models.panel.covariance import (
+    CLUSTERED,
+    COV_TYPES,
+    DK_SMALL_SAMPLE,
+    FEW_CLUSTERS,
+    CovEstimate,
+    CovOptions,
+    estimate_cov,
+)
 from coevidence.models.panel.results import PanelDiagnostics, PanelResult, TestResult
 
 __all__ = ["FEW_CLUSTERS", "fit_panel", "hausman"]
 
-#: Below this many clusters a FewClustersWarning is issued for cov="clustered" (Angrist &
-#: Pischke's rule of thumb of ~42; CR1 t-tests over-reject badly with fewer).
-FEW_CLUSTERS = 42
-
-ESTIMATORS = ("within", "random", "first_difference", "between", "pooled")
+ESTIMATORS = tuple(ESTIMATE)
 EFFECTS = ("unit", "time", "twoway", None)
-COV_TYPES = ("unadjusted", "robust", "clustered", "cr2", "wild_bootstrap")
 _DEFAULT_EFFECTS = {
     "within": "unit",
     "random": "unit",
@@ -43,9 +69,67 @@ _DEFAULT_EFFECTS = {
 }
 
 
-def _choice(name: str, value: object, allowed: Sequence[object]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+class _SpecificationOptionError(OptionError, ModelSpecificationError):
+    """An option combination the estimator cannot fit (both an option and a specification error)."""
+
+
+def _resolve_options(
+    estimator: str, effects: Any, cov_type: str, **opts: Any
+) -> tuple[str | None, dict[str, Any]]:
+    """Check every option, refuse those that would be ignored, fill in the defaults."""
+    check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("cov_type", cov_type, COV_TYPES)
+    if effects == "auto":
+        effects = _DEFAULT_EFFECTS[estimator]
+    check_choice("effects", effects, EFFECTS)
+    if estimator != "within" and effects != _DEFAULT_EFFECTS[estimator]:
+        raise _SpecificationOptionError(
+            f"estimator={estimator!r} supports effects={_DEFAULT_EFFECTS[estimator]!r} only, got "
+            f"{effects!r}; use estimator='within' for time or two-way fixed effects"
+        )
+    if estimator == "within" and effects is None:
+        raise _SpecificationOptionError(
+            "estimator='within' needs effects 'unit', 'time' or 'twoway' (use 'pooled' for none)"
+        )
+    o = dict(opts)
+    if o["cluster"] is None:
+        o["cluster"] = UNSET  # cluster=None is "no cluster column", i.e. the default
+    if cov_type not in CLUSTERED:
+        refuse_ignored("fit_panel", {"cluster": o["cluster"]},
+                       f"cov_type={cov_type!r} does not cluster; use cov_type='clustered', 'cr2' "
+                       "or 'wild_bootstrap'")
+    if cov_type != "wild_bootstrap":
+        refuse_ignored("fit_panel", {k: o[k] for k in ("bootstrap_reps", "bootstrap_weights",
+                                                       "seed")},
+                       "only for cov_type='wild_bootstrap'")
+    if cov_type != "driscoll_kraay":
+        refuse_ignored("fit_panel", {"maxlag": o["maxlag"]}, "only for cov_type='driscoll_kraay'")
+    if cov_type in ("unadjusted", "cr2"):
+        refuse_ignored("fit_panel", {"small_sample": o["small_sample"]},
+                       f"cov_type={cov_type!r} has no small-sample factor")
+    if estimator != "random":
+        refuse_ignored("fit_panel", {"re_variance": o["re_variance"]},
+                       "only for estimator='random'")
+    ss_default = "none" if cov_type == "driscoll_kraay" else "stata"
+    defaults = {"cluster": None, "small_sample": ss_default, "bootstrap_reps": 999,
+                "bootstrap_weights": "rademacher", "seed": None, "maxlag": None,
+                "re_variance": "baltagi_chang"}
+    o = {k: (defaults[k] if v is UNSET else v) for k, v in o.items()}
+    check_choice("small_sample", o["small_sample"],
+                 DK_SMALL_SAMPLE if cov_type == "driscoll_kraay" else pc.SMALL_SAMPLE)
+    check_choice("bootstrap_weights", o["bootstrap_weights"], pc.WILD_WEIGHTS)
+    check_choice("re_variance", o["re_variance"], RE_VARIANCE)
+    reps = o["bootstrap_reps"]
+    if isinstance(reps, (bool, np.bool_)) or not isinstance(reps, (int, np.integer)) or reps < 1:
+        raise OptionError(f"bootstrap_reps must be a positive integer; got {reps!r}")
+    lag = o["maxlag"]
+    if lag is not None and (isinstance(lag, (bool, np.bool_))
+                            or not isinstance(lag, (int, np.integer)) or lag < 0):
+        raise OptionError(f"maxlag must be a non-negative integer or None; got {lag!r}")
+    if cov_type == "wild_bootstrap":
+        as_generator(o["seed"])  # validates; the generator is made where it is used
+    o["conf_level"] = check_conf_level(o["conf_level"])
+    return effects, o
 
 
 def _design(
@@ -53,7 +137,7 @@ def _design(
 ) -> tuple[str, list[str], object]:
     """Return outcome name, the raw variables needed, and a builder for the regressor frame."""
     if (formula is None) == (regressors is None):
-        raise ValueError(
+        raise OptionError(
             "give exactly one of formula= (e.g. 'value + capital') or regressors= (a list of columns)"
         )
     if regressors is not None:
@@ -61,7 +145,7 @@ def _design(
             regressors = [regressors]
         regs = list(regressors)
         if outcome is None:
-            raise ValueError("outcome= is required with regressors=")
+            raise OptionError("outcome= is required with regressors=")
 
         def build(frame: pd.DataFrame) -> pd.DataFrame:
             return frame[regs].astype(float)
@@ -76,10 +160,10 @@ def _design(
     lhs = lhs.strip()
     if lhs:
         if outcome is not None and outcome != lhs:
-            raise ValueError(f"formula outcome {lhs!r} differs from outcome={outcome!r}")
+            raise OptionError(f"formula outcome {lhs!r} differs from outcome={outcome!r}")
         outcome = lhs
     if outcome is None:
-        raise ValueError("the outcome must be given as outcome= or on the left of the formula")
+        raise OptionError("the outcome must be given as outcome= or on the left of the formula")
     needed = sorted(Formula(rhs).required_variables)
     needed = [v for v in needed if v in panel.columns or not hasattr(np, v)]
     check_columns(panel, [outcome, *needed], numeric=[outcome])
@@ -96,43 +180,120 @@ def _design(
     return outcome, needed, build
 
 
-def _demean(a: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
-    sums = np.zeros((n, a.shape[1]))
-    np.add.at(sums, codes, a)
-    counts = np.bincount(codes, minlength=n).astype(float)
-    return a - (sums / counts[:, None])[codes]
+def _prepare(
+    panel: pd.DataFrame,
+    outcome: str | None,
+    unit: str,
+    time: str,
+    formula: str | None,
+    regressors: Sequence[str] | None,
+    cluster: str | None,
+    estimator: str,
+) -> tuple[PanelData, int, int]:
+    """Check the frame, drop incomplete rows (warning), sort by unit and time, code the ids.
+
+    Returns the prepared data, the number of input rows and the number dropped as missing.
+    """
+    check_columns(panel, [unit, time, cluster])
+    outcome, needed, build = _design(panel, outcome, formula, regressors)
+    check_identifiers(panel, unit, time)
+    data, n_missing = drop_missing(
+        panel, [outcome, *needed, *([cluster] if cluster else [])], "fit_panel"
+    )
+    if len(data) == 0:
+        raise ModelSpecificationError("no complete rows left to fit")
+    check_outcome_variation(data, outcome, "fit_panel")
+    ucodes, ulevels = pd.factorize(data[unit], sort=True)
+    tcodes, tlevels = pd.factorize(data[time], sort=True)
+    order = np.lexsort((tcodes, ucodes))
+    data = data.iloc[order]
+    Xf = build(data)
+    has_int = "Intercept" in Xf.columns
+    slopes = Xf.drop(columns=["Intercept"]) if has_int else Xf
+    pdata = PanelData(
+        y=data[outcome].to_numpy(dtype=float),
+        slopes=slopes.reset_index(drop=True),
+        want_const=estimator != "within" and (has_int or regressors is not None),
+        ucodes=ucodes[order],
+        tcodes=tcodes[order],
+        ccodes=pd.factorize(data[cluster])[0] if cluster else None,
+        n_units=len(ulevels),
+        n_periods=len(tlevels),
+        unit=unit,
+        time=time,
+        outcome=outcome,
+    )
+    check_design(pdata.with_const(pdata.slopes) if estimator != "within" else pdata.slopes)
+    return pdata, len(panel), n_missing
 
 
-def _dummies(codes: np.ndarray, n: int) -> np.ndarray:
-    D = np.zeros((len(codes), n))
-    D[np.arange(len(codes)), codes] = 1.0
-    return D
+def _result(
+    pdata: PanelData, fit: PanelFit, cov: CovEstimate, opts: CovOptions, n_input: int,
+    n_missing: int,
+) -> PanelResult:
+    names = fit.names
+    diagnostics = PanelDiagnostics(
+        n_rows_input=n_input,
+        n_dropped_missing=n_missing,
+        n_dropped_differencing=fit.n_dropped_differencing,
+        n_clusters=cov.n_clusters,
+        few_clusters=cov.few_clusters,
+        balanced=len(pdata.y) == pdata.n_units * pdata.n_periods,
+        tests=fit.tests,
+        variance_components=fit.variance_components,
+        notes=tuple(fit.notes + cov.notes),
+    )
+    e = fit.resid
+    return PanelResult(
+        params=pd.Series(fit.beta, index=names, name="estimate"),
+        cov=pd.DataFrame(cov.V, index=names, columns=names),
+        df=pd.Series(cov.df, index=names, name="df"),
+        estimator=fit.estimator,
+        effects=fit.effects,
+        cov_type=opts.cov_type,
+        small_sample=opts.small_sample,
+        df_method=cov.df_method,
+        outcome=pdata.outcome,
+        unit=pdata.unit,
+        time=pdata.time,
+        cluster=opts.cluster,
+        nobs=len(fit.yt),
+        n_units=pdata.n_units,
+        n_periods=pdata.n_periods,
+        df_resid=fit.df_resid,
+        ssr=float(e @ e),
+        rsquared=fit.rsquared["rsquared"],
+        rsquared_within=fit.rsquared["rsquared_within"],
+        rsquared_between=fit.rsquared["rsquared_between"],
+        rsquared_overall=fit.rsquared["rsquared_overall"],
+        diagnostics=diagnostics,
+        engine_result=fit.engine,
+        bootstrap=cov.bootstrap,
+        conf_level=opts.conf_level,
+    )
 
 
-def _orth(a: np.ndarray) -> np.ndarray:
-    if a.shape[1] == 0:
-        return a
-    u, s, _ = np.linalg.svd(a, full_matrices=False)
-    return u[:, s > 1e-10 * max(1.0, s.max(initial=0.0))]
-
-
+@renamed(cov="cov_type")
+@keyword_only(2, ("unit", "time"))
 def fit_panel(
     panel: pd.DataFrame,
     outcome: str | None = None,
+    *,
     unit: str = "org_id",
     time: str = "wave",
-    *,
     formula: str | None = None,
     regressors: Sequence[str] | None = None,
     effects: str | None = "auto",
     estimator: str = "within",
-    cov: str = "unadjusted",
-    cluster: str | None = None,
-    small_sample: str = "stata",
+    cov_type: str = "unadjusted",
+    cluster: str | None = UNSET,
+    small_sample: str = UNSET,
     conf_level: float = 0.95,
-    bootstrap_reps: int = 999,
-    bootstrap_weights: str = "rademacher",
-    seed: int | np.random.Generator | None = None,
+    bootstrap_reps: int = UNSET,
+    bootstrap_weights: str = UNSET,
+    seed: int | np.random.Generator | np.random.SeedSequence | None = UNSET,
+    maxlag: int | None = UNSET,
+    re_variance: str = UNSET,
 ) -> PanelResult:
     """Fit a linear panel model from a long frame, given column names.
 
@@ -142,9 +303,8 @@ def fit_panel(
         One row per unit x time (the ``study.panel()`` layout). Never modified.
     outcome : str
         Outcome column (or give it on the left of ``formula``).
-    unit, time : str
-        Identifier columns. Missing identifiers or duplicated unit x time rows raise
-        :class:`~coevidence.exceptions.StudyValidationError` naming the rows.
+    unit, time : str, keyword-only
+        Identifier columns (defaults ``"org_id"``, ``"wave"``; by position: ``FutureWarning``).
     formula : str, optional
         Right-hand side in formulaic syntax (``"value + capital"``, ``"C(ta_model) * post"``),
         optionally with the outcome: ``"inv ~ value + capital"``. The intercept is handled by the
@@ -152,29 +312,35 @@ def fit_panel(
     regressors : list of str, optional
         Numeric regressor columns (instead of ``formula``).
     effects : {"auto", "unit", "time", "twoway", None}
-        Absorbed effects for ``within`` (default ``"unit"``); the other estimators only accept
-        their own (``"unit"`` for random/first_difference/between, ``None`` for pooled).
+        Absorbed effects for ``within`` (default ``"unit"``); the others take only their own.
     estimator : {"within", "random", "first_difference", "between", "pooled"}
-        ``random`` is GLS with Swamy-Arora variance components (plm ``random.method="swar"``);
-        ``first_difference`` differences consecutive periods within unit and keeps an intercept
-        (a linear trend), as plm does.
-    cov : {"unadjusted", "robust", "clustered", "cr2", "wild_bootstrap"}
-        Covariance: classical; White heteroskedasticity-robust on the transformed data;
-        cluster-robust (CR1 with ``small_sample``); CR2 with Bell-McCaffrey (Satterthwaite) df;
-        or CR1 standard errors with restricted wild cluster bootstrap p-values and bootstrap-t
-        intervals.
+        ``random``: GLS with Swamy-Arora components (see ``re_variance``); ``first_difference``
+        differences consecutive periods within unit and keeps an intercept (a trend), as plm.
+    cov_type : {"unadjusted", "robust", "clustered", "cr2", "wild_bootstrap", "driscoll_kraay"}
+        Classical; White on the transformed data; CR1 with ``small_sample``; CR2 with
+        Satterthwaite df; CR1 SEs with wild cluster bootstrap p-values and intervals; or
+        Driscoll-Kraay (plm ``vcovSCC``: correlation across units and over ``maxlag`` periods).
+        ``cov=`` is the old name (``FutureWarning``).
     cluster : str, optional
-        Cluster column for the cluster-robust types; defaults to ``unit``.
+        Cluster column for ``clustered``, ``cr2`` and ``wild_bootstrap`` (default ``unit``).
     small_sample : {"stata", "plm_sss", "fixest_crv1", "plm_hc1", "none"}
-        Factor for ``clustered`` (and HC1 vs HC0 for ``robust``): Stata and fixest CRV1 use
-        ``G/(G-1) (N-1)/(N-K)`` with K counting the constant and fixed effects not nested in the
-        clusters (they coincide for the models here) and t(G-1) tests; plm ``sss`` uses
-        ``G/(G-1) (N-1)/(N-k)`` and plm ``HC1`` ``N_resid/(N-k)`` (k = transformed columns), both
-        with t(residual df) tests; ``none`` is the plain HC0 sandwich.
+        CR1 factor (default ``"stata"``: ``G/(G-1) (N-1)/(N-K)``, K counting the constant and
+        effects not nested in clusters, t(G-1) tests; ``fixest_crv1`` the same; ``plm_sss``
+        ``G/(G-1) (N-1)/(N-k)``; ``plm_hc1`` ``N_resid/(N-k)``; ``none`` HC0; t(residual df)).
+        ``robust``: ``"none"`` HC0, else HC1. ``driscoll_kraay``: ``"none"`` (default, plm's
+        HC0), ``"plm_hc1"`` or ``"plm_sss"``. Refused for ``unadjusted`` and ``cr2``.
     conf_level : float
         Confidence level for the bootstrap intervals (``tidy`` takes its own level otherwise).
     bootstrap_reps, bootstrap_weights, seed
-        Wild cluster bootstrap draws, weights (``"rademacher"`` or ``"webb"``) and random seed.
+        Wild bootstrap draws (default 999), weights (``"rademacher"``, default, or ``"webb"``),
+        seed (default None). Only with ``cov_type="wild_bootstrap"``.
+    maxlag : int, optional
+        Driscoll-Kraay lag truncation; default ``floor(max_i T_i^(1/4))`` as plm's ``vcovSCC``
+        (``T_i`` the rows of unit ``i``). Only with ``cov_type="driscoll_kraay"``.
+    re_variance : {"baltagi_chang", "harmonic_mean"}
+        Random effects on unbalanced panels: plm's Baltagi-Chang Swamy-Arora formulas (default)
+        or linearmodels' default (``sigma2_u = SSR_B/(n-K) - sigma2_e/T_harmonic`` from the
+        unweighted regression of unit means). Identical on balanced panels.
 
     Returns
     -------
@@ -182,17 +348,21 @@ def fit_panel(
 
     Raises
     ------
+    OptionError
+        An option outside its choices or one that would be ignored (e.g. ``seed`` without the
+        bootstrap); an unavailable estimator/effects pair (also a ``ModelSpecificationError``).
     StudyValidationError
-        Missing identifiers, duplicated unit x time rows, or ``inf``/``-inf`` in the outcome or
-        a regressor (the error names the column, the count and the first rows).
+        Missing identifiers, duplicated unit x time rows, ``inf`` values (rows named).
     ModelSpecificationError
-        An outcome or regressor missing in every row, a constant (zero-variance) outcome, a
-        regressor that is zero everywhere or absorbed by the effects, or a rank-deficient design.
+        A column missing in every row, a constant outcome, a regressor zero everywhere or
+        absorbed by the effects, a rank-deficient design.
 
     Warns
     -----
     MissingDataWarning
         Rows with missing values were dropped (count and columns given).
+    FewClustersWarning
+        ``cov_type="clustered"`` with fewer than :data:`FEW_CLUSTERS` clusters.
 
     Examples
     --------
@@ -200,395 +370,36 @@ def fit_panel(
     >>> from coevidence.datasets.panel import load_grunfeld
     >>> g = load_grunfeld()
     >>> fe = cv.fit_panel(g, "inv", unit="firm", time="year", regressors=["value", "capital"],
-    ...                   cov="clustered", small_sample="plm_sss")
+    ...                   cov_type="clustered", small_sample="plm_sss")
     >>> round(float(fe.std_errors["value"]), 6)
     0.015156
+    >>> dk = cv.fit_panel(g, "inv", unit="firm", time="year", regressors=["value", "capital"],
+    ...                   cov_type="driscoll_kraay")          # plm vcovSCC, maxlag 2
+    >>> dk.diagnostics.notes[-1].startswith("Driscoll-Kraay: maxlag=2")
+    True
     """
-    _choice("estimator", estimator, ESTIMATORS)
-    _choice("cov", cov, COV_TYPES)
-    _choice("small_sample", small_sample, pc.SMALL_SAMPLE)
-    _choice("bootstrap_weights", bootstrap_weights, pc.WILD_WEIGHTS)
-    if effects == "auto":
-        effects = _DEFAULT_EFFECTS[estimator]
-    _choice("effects", effects, EFFECTS)
-    if estimator != "within" and effects != _DEFAULT_EFFECTS[estimator]:
-        raise ModelSpecificationError(
-            f"estimator={estimator!r} supports effects={_DEFAULT_EFFECTS[estimator]!r} only, got {effects!r}; "
-            "use estimator='within' for time or two-way fixed effects"
-        )
-    if estimator == "within" and effects is None:
-        raise ModelSpecificationError(
-            "estimator='within' needs effects 'unit', 'time' or 'twoway' (use 'pooled' for none)"
-        )
-    clustered = cov in ("clustered", "cr2", "wild_bootstrap")
-    if cluster is not None and not clustered:
-        raise ValueError(
-            f"cluster={cluster!r} given but cov={cov!r}; use cov='clustered', 'cr2' or 'wild_bootstrap'"
-        )
-    if clustered and cluster is None:
-        cluster = unit
-
-    check_columns(panel, [unit, time, cluster])
-    outcome, needed, build = _design(panel, outcome, formula, regressors)
-    check_identifiers(panel, unit, time)
-    n_input = len(panel)
-    data, n_missing = drop_missing(
-        panel, [outcome, *needed, *([cluster] if cluster else [])], "fit_panel"
+    effects, o = _resolve_options(
+        estimator, effects, cov_type, cluster=cluster, small_sample=small_sample, seed=seed,
+        bootstrap_reps=bootstrap_reps, bootstrap_weights=bootstrap_weights, maxlag=maxlag,
+        re_variance=re_variance, conf_level=conf_level)
+    cluster = unit if cov_type in CLUSTERED and o["cluster"] is None else o["cluster"]
+    pdata, n_input, n_missing = _prepare(
+        panel, outcome, unit, time, formula, regressors, cluster, estimator
     )
-    if len(data) == 0:
-        raise ModelSpecificationError("no complete rows left to fit")
-    check_outcome_variation(data, outcome, "fit_panel")
-
-    # codes and sorting (the frame given is never modified)
-    ucodes, ulevels = pd.factorize(data[unit], sort=True)
-    tcodes, tlevels = pd.factorize(data[time], sort=True)
-    order = np.lexsort((tcodes, ucodes))
-    data = data.iloc[order]
-    ucodes, tcodes = ucodes[order], tcodes[order]
-    G_u, T = len(ulevels), len(tlevels)
-    balanced = len(data) == G_u * T
-    Xf = build(data)
-    has_int = "Intercept" in Xf.columns
-    slopes = Xf.drop(columns=["Intercept"]) if has_int else Xf
-    want_const = estimator != "within" and (has_int or regressors is not None)
-    y = data[outcome].to_numpy(dtype=float)
-    ccodes = pd.factorize(data[cluster])[0] if cluster else None
-
-    notes: list[str] = []
-    n_fd_lost = 0
-    idx = pd.MultiIndex.from_arrays([ucodes, tcodes], names=[unit, time])
-    from linearmodels import BetweenOLS, PanelOLS, PooledOLS, RandomEffects
-
-    def with_const(frame: pd.DataFrame) -> pd.DataFrame:
-        if not want_const:
-            return frame
-        return pd.concat([pd.DataFrame({"Intercept": 1.0}, index=frame.index), frame], axis=1)
-
-    Xs = slopes.to_numpy()
-    _check_design(with_const(slopes) if estimator != "within" else slopes)
-    if estimator == "first_difference":
-        prev = np.r_[-1, ucodes[:-1]]
-        tprev = np.r_[-1, tcodes[:-1]]
-        keep = (prev == ucodes) & (tprev == tcodes - 1)
-        n_fd_lost = int((~keep).sum())
-        gaps = int(((prev == ucodes) & (tprev != tcodes - 1)).sum())
-        if gaps:
-            notes.append(f"{gaps} rows follow a gap in {time!r} and have no first difference")
-        dy = (y - np.r_[np.nan, y[:-1]])[keep]
-        dX = (Xs - np.vstack([np.full((1, Xs.shape[1]), np.nan), Xs[:-1]]))[keep]
-        Xt_frame = with_const(pd.DataFrame(dX, columns=slopes.columns))
-        Xt, yt = Xt_frame.to_numpy(), dy
-        fidx = pd.MultiIndex.from_arrays([ucodes[keep], tcodes[keep]], names=[unit, time])
-        res = PooledOLS(pd.Series(dy, index=fidx), Xt_frame.set_index(fidx)).fit()
-        row_clusters = ccodes[keep] if ccodes is not None else None
-        row_units = ucodes[keep]
-    else:
-        Xl = with_const(slopes).set_index(idx)
-        yl = pd.Series(y, index=idx, name=outcome)
-        if estimator == "within":
-            if Xs.shape[1] == 0:
-                raise ModelSpecificationError("estimator='within' needs at least one regressor")
-            from linearmodels.panel.utility import AbsorbingEffectError
-
-            try:
-                res = PanelOLS(
-                    yl,
-                    Xl,
-                    entity_effects=effects in ("unit", "twoway"),
-                    time_effects=effects in ("time", "twoway"),
-                ).fit()
-            except AbsorbingEffectError as exc:
-                absorbed = [
-                    c
-                    for c in slopes.columns
-                    if c in str(exc).split("after effects are removed:")[-1]
-                ]
-                what = {"unit": "unit", "time": "time", "twoway": "unit and time"}[effects]
-                raise ModelSpecificationError(
-                    f"regressor(s) {absorbed} have no variation left: absorbed by the {what} effects"
-                ) from exc
-        elif estimator == "random":
-            res = RandomEffects(yl, Xl).fit()
-        elif estimator == "between":
-            res = BetweenOLS(yl, Xl).fit()
-        else:
-            res = PooledOLS(yl, Xl).fit()
-        Xraw = Xl.to_numpy()
-        row_clusters, row_units = ccodes, ucodes
-        if estimator == "within":
-            if effects == "unit":
-                Xt, yt = _demean(Xraw, ucodes, G_u), _demean(y[:, None], ucodes, G_u)[:, 0]
-            elif effects == "time":
-                Xt, yt = _demean(Xraw, tcodes, T), _demean(y[:, None], tcodes, T)[:, 0]
-            else:
-                Td = _demean(_dummies(tcodes, T), ucodes, G_u)
-                Xu, yu = _demean(Xraw, ucodes, G_u), _demean(y[:, None], ucodes, G_u)[:, 0]
-                Xt = Xu - Td @ np.linalg.lstsq(Td, Xu, rcond=None)[0]
-                yt = yu - Td @ np.linalg.lstsq(Td, yu, rcond=None)[0]
-        elif estimator == "random":
-            theta = res.theta.iloc[:, 0].reindex(np.arange(G_u)).to_numpy(dtype=float)[ucodes]
-            Xbar = _demean(Xraw, ucodes, G_u)
-            Xt = Xraw - theta[:, None] * (Xraw - Xbar)
-            ybar = y - _demean(y[:, None], ucodes, G_u)[:, 0]
-            yt = y - theta * ybar
-        elif estimator == "between":
-            counts = np.bincount(ucodes, minlength=G_u).astype(float)
-            Xt = np.zeros((G_u, Xraw.shape[1]))
-            np.add.at(Xt, ucodes, Xraw)
-            Xt /= counts[:, None]
-            yt = np.bincount(ucodes, weights=y, minlength=G_u) / counts
-            # one row per unit: a unit's cluster is that of its rows (checked below)
-            row_units = np.arange(G_u)
-            if ccodes is not None:
-                first = np.unique(ucodes, return_index=True)[1]
-                row_clusters = ccodes[first]
-        else:
-            Xt, yt = Xraw, y
-
-    names = list(res.params.index)
-    beta = res.params.to_numpy(dtype=float)
-    _check_rank(Xt, names, estimator, effects)
-    e = yt - Xt @ beta
-    n_t, k = Xt.shape
-    N = len(data)
-    df_resid = int(res.df_resid)
-
-    # nesting of absorbed unit effects in clusters
-    unit_fe = estimator == "within" and effects in ("unit", "twoway")
-    time_fe = estimator == "within" and effects in ("time", "twoway")
-    n_clusters = None
-    few = False
-    boot = None
-    # plm: t(residual df) except for random effects, which are tested against the normal
-    base_df = np.inf if estimator == "random" else float(df_resid)
-    base_method = "normal (z)" if estimator == "random" else f"t with residual df ({df_resid})"
-    if cov == "unadjusted":
-        V = res.cov.to_numpy()
-        df = np.full(k, base_df, dtype=float)
-        df_method = base_method
-    elif cov == "robust":
-        M = np.linalg.pinv(Xt.T @ Xt)
-        meat = (Xt * e[:, None]).T @ (Xt * e[:, None])
-        factor = 1.0 if small_sample == "none" else n_t / df_resid
-        V = factor * M @ meat @ M
-        df = np.full(k, base_df, dtype=float)
-        df_method = base_method
-    else:
-        if estimator == "between":
-            nested = _nested(row_units, row_clusters)
-            if not nested:
-                raise ModelSpecificationError(
-                    f"between estimator: each {unit} must belong to one {cluster}"
-                )
-        G = int(row_clusters.max()) + 1
-        n_clusters = G
-        few = G < FEW_CLUSTERS
-        if G < 2:
-            raise ModelSpecificationError(
-                f"cluster-robust covariance needs at least 2 clusters; {cluster!r} has {G}"
-            )
-        if few and cov == "clustered":
-            warnings.warn(
-                f"only {G} clusters in {cluster!r} (< {FEW_CLUSTERS}); CR1 cluster-robust tests "
-                "over-reject with few clusters: consider cov='cr2' or cov='wild_bootstrap'",
-                FewClustersWarning,
-                stacklevel=2,
-            )
-        unit_nested = _nested(ucodes, ccodes) if unit_fe else True
-        K = k + (1 if unit_fe or time_fe else 0)
-        if unit_fe and not unit_nested:
-            K += G_u - 1
-        if time_fe:
-            K += T - 1
-        factor = {
-            "none": 1.0,
-            "plm_hc1": n_t / (N - k),
-            "plm_sss": G / (G - 1) * (n_t - 1) / (n_t - k),
-            "stata": G / (G - 1) * (n_t - 1) / (n_t - K),
-            "fixest_crv1": G / (G - 1) * (n_t - 1) / (n_t - K),
-        }[small_sample]
-        if cov == "cr2" and estimator == "random":
-            if not _nested(ucodes, ccodes):
-                raise ModelSpecificationError(
-                    f"cov='cr2' with random effects needs each {unit} inside one {cluster}"
-                )
-            vd = res.variance_decomposition
-            s2u, s2e = float(vd["Effects"]), float(vd["Residual"])
-            phis = []
-            for g in range(G):
-                rows = np.flatnonzero(ccodes == g)
-                same = ucodes[rows][:, None] == ucodes[rows][None, :]
-                phis.append(s2e * np.eye(len(rows)) + s2u * same)
-            V, df = pc.cr2_gls(Xraw, y - Xraw @ beta, ccodes, G, phis)
-            df_method = "Satterthwaite (Bell-McCaffrey / Pustejovsky-Tipton) per coefficient"
-        elif cov == "cr2":
-            blocks = []
-            if unit_fe:
-                D = _dummies(ucodes, G_u)
-                blocks.append(D / np.sqrt(D.sum(axis=0)))
-                if time_fe:
-                    blocks.append(_orth(_demean(_dummies(tcodes, T), ucodes, G_u)))
-            elif time_fe:
-                D = _dummies(tcodes, T)
-                blocks.append(D / np.sqrt(D.sum(axis=0)))
-            blocks.append(_orth(Xt))
-            Q = np.hstack(blocks)
-            V, df = pc.cr2(Xt, e, row_clusters, G, Q)
-            df_method = "Satterthwaite (Bell-McCaffrey / Pustejovsky-Tipton) per coefficient"
-        else:
-            M = np.linalg.pinv(Xt.T @ Xt)
-            V = factor * M @ pc.cluster_meat(Xt, e, row_clusters, G) @ M
-            if small_sample in ("stata", "fixest_crv1"):
-                df = np.full(k, G - 1, dtype=float)
-                df_method = f"t with G - 1 = {G - 1} df"
-            else:
-                df = np.full(k, base_df, dtype=float)
-                df_method = base_method
-            if cov == "wild_bootstrap":
-                boot = pc.wild_cluster_bootstrap(
-                    Xt,
-                    yt,
-                    row_clusters,
-                    G,
-                    reps=bootstrap_reps,
-                    weights=bootstrap_weights,
-                    seed=seed,
-                    factor=factor,
-                    conf_level=conf_level,
-                )
-                boot["conf_level"] = conf_level
-                df_method = (
-                    f"restricted wild cluster bootstrap ({bootstrap_reps} draws, {bootstrap_weights} "
-                    "weights) p-values; unrestricted bootstrap-t intervals"
-                )
-                notes.append(f"wild bootstrap seed: {seed!r}")
-
-    tests: dict[str, dict[str, float]] = {}
-    vcomp: dict[str, float] = {}
-    if estimator == "within" and effects == "unit":
-        fp = res.f_pooled
-        tests["F_pooled"] = {
-            "statistic": float(fp.stat),
-            "df": (int(fp.df), int(fp.df_denom)),
-            "p_value": float(fp.pval),
-        }
-    if estimator == "random":
-        vd = res.variance_decomposition
-        vcomp = {
-            "sigma2_unit": float(vd["Effects"]),
-            "sigma2_idiosyncratic": float(vd["Residual"]),
-            "rho": float(vd["Percent due to Effects"]),
-        }
-        th = res.theta.to_numpy(dtype=float).ravel()
-        if np.ptp(th) < 1e-12:
-            vcomp["theta"] = float(th[0])
-        else:
-            vcomp["theta_min"], vcomp["theta_max"] = float(th.min()), float(th.max())
-        tests["breusch_pagan"] = _breusch_pagan(y, Xl.to_numpy(), ucodes, G_u)
-
-    def _r2(name: str) -> float:
-        val = getattr(res, name, np.nan)
-        return float(val) if val is not None else float("nan")
-
-    diagnostics = PanelDiagnostics(
-        n_rows_input=n_input,
-        n_dropped_missing=n_missing,
-        n_dropped_differencing=n_fd_lost,
-        n_clusters=n_clusters,
-        few_clusters=few,
-        balanced=balanced,
-        tests=tests,
-        variance_components=vcomp,
-        notes=tuple(notes),
+    fit = ESTIMATE[estimator](pdata, effects, re_variance=o["re_variance"])
+    opts = CovOptions(
+        cov_type=cov_type, small_sample=o["small_sample"], cluster=cluster, unit=unit,
+        conf_level=o["conf_level"], bootstrap_reps=int(o["bootstrap_reps"]),
+        bootstrap_weights=o["bootstrap_weights"], seed=o["seed"], maxlag=o["maxlag"],
+        n_rows=len(pdata.y), max_Ti=int(np.bincount(pdata.ucodes).max()),
     )
-    ssr = float(e @ e)
-    return PanelResult(
-        params=pd.Series(beta, index=names, name="estimate"),
-        cov=pd.DataFrame(V, index=names, columns=names),
-        df=pd.Series(df, index=names, name="df"),
-        estimator=estimator,
-        effects=effects,
-        cov_type=cov,
-        small_sample=small_sample,
-        df_method=df_method,
-        outcome=outcome,
-        unit=unit,
-        time=time,
-        cluster=cluster,
-        nobs=int(n_t),
-        n_units=G_u,
-        n_periods=T,
-        df_resid=df_resid,
-        ssr=ssr,
-        rsquared=_r2("rsquared"),
-        rsquared_within=_r2("rsquared_within") if estimator != "first_difference" else float("nan"),
-        rsquared_between=_r2("rsquared_between")
-        if estimator != "first_difference"
-        else float("nan"),
-        rsquared_overall=_r2("rsquared_overall")
-        if estimator != "first_difference"
-        else float("nan"),
-        diagnostics=diagnostics,
-        engine_result=res,
-        bootstrap=boot,
-    )
-
-
-def _check_design(X: pd.DataFrame) -> None:
-    """Name constant-zero or collinear regressors before the engine sees them."""
-    A = X.to_numpy(dtype=float)
-    zero = [c for c, v in zip(X.columns, np.abs(A).max(axis=0, initial=0.0), strict=True) if v == 0]
-    if zero:
-        raise ModelSpecificationError(f"regressor(s) {zero} are zero in every row used")
-    if np.linalg.matrix_rank(A) < A.shape[1]:
-        from scipy.linalg import qr
-
-        _, R, piv = qr(A, mode="economic", pivoting=True)
-        d = np.abs(np.diag(R))
-        bad = [X.columns[piv[j]] for j in range(len(d)) if d[j] <= 1e-10 * d[0]]
-        raise ModelSpecificationError(
-            f"regressors are collinear: {bad} are linear combinations of the others"
-        )
-
-
-def _nested(inner: np.ndarray, outer: np.ndarray) -> bool:
-    """Every ``inner`` code maps to exactly one ``outer`` code."""
-    pairs = pd.DataFrame({"i": inner, "o": outer}).drop_duplicates()
-    return not pairs["i"].duplicated().any()
-
-
-def _check_rank(Xt: np.ndarray, names: list[str], estimator: str, effects: str | None) -> None:
-    scale = np.sqrt((Xt**2).sum(axis=0))
-    for j, nm in enumerate(names):
-        if scale[j] <= 1e-10 * max(1.0, np.abs(Xt).max(initial=0.0)):
-            what = {"unit": "unit", "time": "time", "twoway": "unit and time"}.get(
-                effects or "", ""
-            )
-            raise ModelSpecificationError(
-                f"regressor {nm!r} has no variation left after the {estimator} transformation"
-                + (f" (it is absorbed by the {what} effects)" if estimator == "within" else "")
-            )
-    if np.linalg.matrix_rank(Xt) < Xt.shape[1]:
-        raise ModelSpecificationError(
-            f"regressors {names} are collinear after the {estimator} transformation"
-        )
-
-
-def _breusch_pagan(y: np.ndarray, X: np.ndarray, ucodes: np.ndarray, G: int) -> dict[str, float]:
-    """Breusch-Pagan LM test for unit effects from pooled OLS residuals (plm ``plmtest``)."""
-    b = np.linalg.lstsq(X, y, rcond=None)[0]
-    u = y - X @ b
-    s = np.bincount(ucodes, weights=u, minlength=G)
-    Ti = np.bincount(ucodes, minlength=G).astype(float)
-    n = len(y)
-    lm = n**2 / (2 * (np.sum(Ti**2) - n)) * (np.sum(s**2) / (u @ u) - 1) ** 2
-    return {"statistic": float(lm), "df": 1, "p_value": float(stats.chi2.sf(lm, 1))}
+    return _result(pdata, fit, estimate_cov(fit, opts), opts, n_input, n_missing)
 
 
 def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     """Hausman test of fixed (within) against random effects, as plm's ``phtest``.
 
-    Uses the classical covariances of both fits (refit with ``cov="unadjusted"`` otherwise the
+    Uses the classical covariances of both fits (refit with ``cov_type="unadjusted"`` otherwise the
     statistic is not Hausman's) on the coefficients the two share.
 
     Examples
@@ -607,7 +418,7 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
         )
     if fe.cov_type != "unadjusted" or re.cov_type != "unadjusted":
         raise ModelSpecificationError(
-            "the Hausman test uses classical covariances: fit both with cov='unadjusted'"
+            "the Hausman test uses classical covariances: fit both with cov_type='unadjusted'"
         )
     common = [t for t in fe.params.index if t in re.params.index]
     if not common:
@@ -615,6 +426,12 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     d = fe.params[common].to_numpy() - re.params[common].to_numpy()
     Vd = fe.cov.loc[common, common].to_numpy() - re.cov.loc[common, common].to_numpy()
     stat = float(d @ np.linalg.solve(Vd, d))
+    method = ("classical covariances; H0: random effects consistent (unit effects uncorrelated "
+              "with regressors)")
+    if stat < 0:  # V_fe - V_re not positive definite (possible in finite samples)
+        stat = abs(stat)
+        method += ("; the covariance difference is not positive definite: |statistic| reported, "
+                   "as plm's phtest")
     dfree = len(common)
     terms = pd.DataFrame(
         {
@@ -630,5 +447,5 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
         p_value=float(stats.chi2.sf(stat, dfree)),
         distribution="chi-squared",
         terms=terms,
-        method="classical covariances; H0: random effects consistent (unit effects uncorrelated with regressors)",
+        method=method,
     )

@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coevidence.results.base import TIDY_COLUMNS, ResultBase, tidy_frame, wald_tests
+from coevidence.results.base import (
+    TIDY_COLUMNS,
+    ResultBase,
+    df_method_code,
+    freeze,
+    glance_frame,
+    tidy_frame,
+    wald_tests,
+)
 
 __all__ = ["PanelDiagnostics", "PanelResult", "TestResult"]
 
@@ -62,6 +70,12 @@ class PanelDiagnostics:
     variance_components: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # read-only mappings: the diagnostics of a result cannot be changed
+        object.__setattr__(self, "tests", freeze(dict(self.tests)))
+        object.__setattr__(self, "variance_components", freeze(dict(self.variance_components)))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
 
 class PanelResult(ResultBase):
     """A fitted linear panel model (within, random, first-difference, between or pooled).
@@ -107,13 +121,20 @@ class PanelResult(ResultBase):
         diagnostics: PanelDiagnostics,
         engine_result: Any = None,
         bootstrap: dict[str, Any] | None = None,
+        conf_level: float | None = None,
     ) -> None:
-        self.params = params
-        self.cov = cov
-        self.std_errors = pd.Series(
+        self._params = params.copy()
+        self._cov = cov.copy()
+        self._std_errors = pd.Series(
             np.sqrt(np.diag(cov.to_numpy())), index=params.index, name="std_error"
         )
-        self.df = df
+        self._df = df.copy()
+        if bootstrap is not None:
+            bootstrap = freeze(dict(bootstrap))
+            level = float(bootstrap["conf_level"])
+        else:
+            level = 0.95 if conf_level is None else float(conf_level)
+        self.conf_level = level
         self.estimator = estimator
         self.effects = effects
         self.cov_type = cov_type
@@ -137,29 +158,55 @@ class PanelResult(ResultBase):
         self._bootstrap = bootstrap
         self._freeze()
 
+    # -- estimates (copies: changing them cannot change the result) ----------------------------
+    @property
+    def params(self) -> pd.Series:
+        """Coefficients (a new Series on every access)."""
+        return self._params.copy()
+
+    @property
+    def cov(self) -> pd.DataFrame:
+        """Covariance of the coefficients used for inference (a new DataFrame each time)."""
+        return self._cov.copy()
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Alias of :attr:`cov` (the name other result families use)."""
+        return self._cov.copy()
+
+    @property
+    def std_errors(self) -> pd.Series:
+        """Standard errors (a new Series on every access)."""
+        return self._std_errors.copy()
+
+    @property
+    def df(self) -> pd.Series:
+        """Degrees of freedom of each coefficient's test (a new Series on every access)."""
+        return self._df.copy()
+
     # -- inference -----------------------------------------------------------------------------
     @property
     def tstats(self) -> pd.Series:
         """Estimate / standard error."""
-        return (self.params / self.std_errors).rename("statistic")
+        return (self._params / self._std_errors).rename("statistic")
 
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values (t with ``df``, normal where df is infinite, or wild bootstrap)."""
         return self.tidy().set_index("term")["p_value"]
 
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
         """One row per coefficient with :data:`~coevidence.results.base.TIDY_COLUMNS`.
 
-        With ``cov="wild_bootstrap"`` the p-values are restricted (null-imposed) wild cluster
+        ``conf_level`` defaults to the fit's (:attr:`conf_level`). With
+        ``cov_type="wild_bootstrap"`` the p-values are restricted (null-imposed) wild cluster
         bootstrap p-values and the interval is the bootstrap-t interval computed at the fit's
         ``conf_level``; asking for another level raises ``ValueError``.
         """
-        if not 0 < conf_level < 1:
-            raise ValueError(f"conf_level must be in (0, 1), got {conf_level}")
-        est = self.params.to_numpy()
-        se = self.std_errors.to_numpy()
-        df = self.df.to_numpy(dtype=float)
+        conf_level = self._level(conf_level)
+        est = self._params.to_numpy()
+        se = self._std_errors.to_numpy()
+        df = self._df.to_numpy(dtype=float)
         stat, p, lo, hi = wald_tests(est, se, df, conf_level)
         if self._bootstrap is not None:
             if not math.isclose(conf_level, self._bootstrap["conf_level"]):
@@ -167,11 +214,12 @@ class PanelResult(ResultBase):
                     "wild-bootstrap intervals were computed at conf_level="
                     f"{self._bootstrap['conf_level']}; refit with fit_panel(..., conf_level={conf_level})"
                 )
-            p = self._bootstrap["p_value"]
-            lo, hi = self._bootstrap["conf_low"], self._bootstrap["conf_high"]
+            p = np.array(self._bootstrap["p_value"], dtype=float)
+            lo = np.array(self._bootstrap["conf_low"], dtype=float)
+            hi = np.array(self._bootstrap["conf_high"], dtype=float)
         out = pd.DataFrame(
             {
-                "term": self.params.index.astype(str),
+                "term": self._params.index.astype(str),
                 "estimate": est,
                 "std_error": se,
                 "statistic": stat,
@@ -185,24 +233,27 @@ class PanelResult(ResultBase):
 
     def glance(self) -> pd.DataFrame:
         """One row: sizes, fit statistics, estimator and inference settings."""
-        row = {
-            "estimator": self.estimator,
-            "effects": self.effects if self.effects is not None else "none",
-            "cov_type": self.cov_type,
-            "small_sample": self.small_sample,
-            "df_method": self.df_method,
-            "n_obs": self.nobs,
-            "n_units": self.n_units,
-            "n_periods": self.n_periods,
-            "n_clusters": self.diagnostics.n_clusters,
-            "df_resid": self.df_resid,
-            "r_squared": self.rsquared,
-            "r_squared_within": self.rsquared_within,
-            "r_squared_between": self.rsquared_between,
-            "r_squared_overall": self.rsquared_overall,
-            "ssr": self.ssr,
-        }
-        return pd.DataFrame([row])
+        return glance_frame(
+            estimator=self.estimator,
+            outcome=self.outcome,
+            nobs=self.nobs,
+            cov_type=self.cov_type,
+            df_method=df_method_code(self.df_method),
+            effects=self.effects if self.effects is not None else "none",
+            small_sample=self.small_sample,
+            **{f"n_groups_{self.unit}": self.n_units},
+            n_obs=self.nobs,  # the name panel results used before the common contract
+            n_units=self.n_units,
+            n_periods=self.n_periods,
+            n_clusters=self.diagnostics.n_clusters,
+            df_resid=self.df_resid,
+            r_squared=self.rsquared,
+            r_squared_within=self.rsquared_within,
+            r_squared_between=self.rsquared_between,
+            r_squared_overall=self.rsquared_overall,
+            ssr=self.ssr,
+            conf_level=self.conf_level,
+        )
 
     def summary(self) -> str:
         """Plain-text report: estimator, covariance, small-sample convention, df, coefficients."""
@@ -231,7 +282,7 @@ class PanelResult(ResultBase):
             lines.append(f"Rows lost to differencing: {d.n_dropped_differencing}")
         if d.few_clusters:
             lines.append(
-                f"Warning: only {d.n_clusters} clusters; prefer cov='cr2' or 'wild_bootstrap'."
+                f"Warning: only {d.n_clusters} clusters; prefer cov_type='cr2' or 'wild_bootstrap'."
             )
         if d.variance_components:
             vc = d.variance_components
@@ -253,6 +304,8 @@ def _cov_label(cov_type: str, cluster: str | None, n_clusters: int | None) -> st
         return "unadjusted (classical, homoskedastic)"
     if cov_type == "robust":
         return "heteroskedasticity-robust (White) on the transformed data"
+    if cov_type == "driscoll_kraay":
+        return "Driscoll-Kraay (periods as clusters, Bartlett-weighted cross-period terms)"
     what = {
         "clustered": "cluster-robust (CR1)",
         "cr2": "cluster-robust CR2 (Bell-McCaffrey)",
@@ -268,6 +321,12 @@ def _ss_label(cov_type: str, small_sample: str) -> str:
         return "CR2 bias-reduced adjustment (no further factor)"
     if cov_type == "robust":
         return "none (HC0)" if small_sample == "none" else "HC1: n / residual df"
+    if cov_type == "driscoll_kraay":
+        return {
+            "none": "none (HC0, plm vcovSCC's default)",
+            "plm_hc1": "plm 'HC1': N/(N-k)",
+            "plm_sss": "plm 'sss': T/(T-1) * (N-1)/(N-k), periods as clusters",
+        }[small_sample]
     return {
         "stata": "Stata: G/(G-1) * (N-1)/(N-K), K counts the constant and non-nested dummies",
         "plm_sss": "plm 'sss': G/(G-1) * (N-1)/(N-k), k = columns of the transformed X",
@@ -315,24 +374,26 @@ class TestResult(ResultBase):
         self._terms = terms.copy()
         self._freeze()
 
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
         """Per-term pieces with normal-based intervals (differences and their SEs)."""
         t = self._terms
-        return tidy_frame(t["term"].astype(str), t["estimate"], t["std_error"], np.inf, conf_level)
+        return tidy_frame(t["term"].astype(str), t["estimate"], t["std_error"], np.inf,
+                          self._level(conf_level))
 
     def glance(self) -> pd.DataFrame:
-        """One row: test name, statistic, df, p-value, reference distribution."""
-        return pd.DataFrame(
-            [
-                {
-                    "test": self.name,
-                    "statistic": self.statistic,
-                    "df": self.df,
-                    "p_value": self.p_value,
-                    "distribution": self.distribution,
-                    "method": self.method,
-                }
-            ]
+        """One row: the common keys, then test name, statistic, df, p-value, distribution."""
+        return glance_frame(
+            estimator=self.name,
+            outcome=None,
+            nobs=None,
+            cov_type=self.method,
+            df_method=self.distribution,
+            test=self.name,
+            statistic=self.statistic,
+            df=self.df,
+            p_value=self.p_value,
+            distribution=self.distribution,
+            method=self.method,
         )
 
     def summary(self) -> str:
