@@ -99,13 +99,13 @@ cs.pretrend_test(), cs.aggregate("group").tidy().round(3)
 
 # %%
 eti = cv.fit_stepped_wedge(
-    panel, "research_use", unit="org_id", period="wave", first_treated="first_wave"
+    panel, "research_use", unit="org_id", time="wave", first_treated="first_wave"
 )
 hh = cv.fit_stepped_wedge(
     panel,
     "research_use",
     unit="org_id",
-    period="wave",
+    time="wave",
     first_treated="first_wave",
     model="immediate",
 )
@@ -141,7 +141,7 @@ rollout = pd.DataFrame(
     }
 )
 
-by_model = cv.fit_event_study(rollout, "research_use", by="ta_model", bootstrap=999, seed=1, **kw)
+by_model = cv.fit_event_study(rollout, "research_use", by="ta_model", bootstrap_reps=999, seed=1, **kw)
 by_model.aggregate("simple").tidy().round(3)
 
 # %%
@@ -165,7 +165,7 @@ fe_cr2 = cv.fit_panel(
     "research_use",
     regressors=["in_ta"],
     effects="twoway",
-    cov="cr2",
+    cov_type="cr2",
     cluster="provider_id",
 )
 fe_wild = cv.fit_panel(
@@ -173,7 +173,7 @@ fe_wild = cv.fit_panel(
     "research_use",
     regressors=["in_ta"],
     effects="twoway",
-    cov="wild_bootstrap",
+    cov_type="wild_bootstrap",
     cluster="provider_id",
     bootstrap_weights="webb",
     seed=3,

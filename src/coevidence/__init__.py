@@ -59,6 +59,7 @@ _LAZY: dict[str, str] = {
     "list_measures": "coevidence.measures.registry",
     "load_measures": "coevidence.measures.loaders",
     "check_measure": "coevidence.testing",
+    "check_result": "coevidence.testing",
     # mixed models
     "fit_mixed": "coevidence.models.mixed.api",
     "fit_growth": "coevidence.models.mixed.growth",

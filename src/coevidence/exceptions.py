@@ -8,6 +8,9 @@ would already catch, so ``except ValueError`` keeps working. Warnings subclass
     ├── StudyValidationError(ValueError)      bad study data; carries ``failures``
     ├── MeasureError(ValueError)              bad measure definition or responses; ``failures``
     ├── ModelSpecificationError(ValueError)   a model the chosen engine cannot fit exactly
+    ├── OptionError(ValueError)               an argument value a function does not accept
+    │                                         (names the argument, the value, the choices)
+    ├── TableReadError(ValueError)            a table file that cannot be read (names the file)
     ├── ConvergenceFailure(RuntimeError)      no optimizer attempt produced a usable fit
     └── MissingExtraError(ImportError)        an optional extra is needed (names the extra)
 
@@ -53,9 +56,11 @@ __all__ = [
     "MissingDataWarning",
     "MissingExtraError",
     "ModelSpecificationError",
+    "OptionError",
     "PluginLoadWarning",
     "ReplicateStoreWarning",
     "StudyValidationError",
+    "TableReadError",
     "UnverifiedMeasureWarning",
 ]
 
@@ -120,6 +125,29 @@ class MeasureError(_FailuresError):
 
 class ModelSpecificationError(CoevidenceError, ValueError):
     """The requested model cannot be fitted exactly as specified (by this engine)."""
+
+
+class OptionError(CoevidenceError, ValueError):
+    """An argument value the function does not accept, or an argument that would be ignored.
+
+    The message names the argument, the value given and what is accepted.
+    """
+
+
+class TableReadError(CoevidenceError, ValueError):
+    """A table file cannot be read: not a regular file, too large, or not parseable as its
+    format (bad encoding, malformed rows, empty, corrupt). The message names the file and the
+    problem, never more of the file's contents than a short snippet.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    """
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        super().__init__(f"Cannot read {self.path!r}: {problem}")
 
 
 class ConvergenceFailure(CoevidenceError, RuntimeError):

@@ -24,7 +24,7 @@ def _row(result, term: str) -> pd.Series:
 
 
 def test_the_naive_dose_effect(panel):
-    naive = cv.fit_panel(panel, "research_use", formula="ta_hours", cov="cr2",
+    naive = cv.fit_panel(panel, "research_use", formula="ta_hours", cov_type="cr2",
                          cluster="provider_id")
     r = _row(naive, "ta_hours")
     assert r["estimate"] == pytest.approx(0.0102, abs=5e-5)
@@ -76,6 +76,6 @@ def test_twoway_fixed_effects_with_arm_specific_waves_agree(panel):
     for wave in range(2, 7):
         p[f"co_w{wave}"] = p["co"] * (p["wave"] == wave)
     regressors = ["ta_hours", *[f"co_w{w}" for w in range(2, 7)]]
-    fe = cv.fit_panel(p, "research_use", regressors=regressors, effects="twoway", cov="cr2",
+    fe = cv.fit_panel(p, "research_use", regressors=regressors, effects="twoway", cov_type="cr2",
                       cluster="provider_id")
     assert _row(fe, "ta_hours")["estimate"] == pytest.approx(-0.01497, abs=5e-6)

@@ -194,7 +194,7 @@ if __name__ == "__main__":
     spec = cv.SimulationSpec(n_providers=2, orgs_per_provider=6, respondents_per_org=2,
         n_waves=2, assignment="organization", encounter_logs=False, responses="scores",
         outcomes=[OutcomeSpec(arm_effect=0.5)])
-    cv.simulate_power(spec, slow, n_reps=8, backend="processes", n_workers=2)
+    cv.simulate_power(spec, slow, n_reps=8, backend=sys.argv[2], n_workers=2)
 """
 
 
@@ -213,13 +213,17 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX process semantics")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_pool_workers_die_with_the_parent(tmp_path, sig):
+@pytest.mark.parametrize(("backend", "sig"), [("processes", signal.SIGKILL),
+                                              ("processes", signal.SIGTERM),
+                                              ("dask", signal.SIGKILL)])
+def test_pool_workers_die_with_the_parent(tmp_path, backend, sig):
+    if backend == "dask":
+        pytest.importorskip("distributed")
     script = tmp_path / "run_sim.py"
     script.write_text(textwrap.dedent(_SCRIPT))
     pids = tmp_path / "pids"
     pids.mkdir()
-    proc = subprocess.Popen([sys.executable, str(script), str(pids)],
+    proc = subprocess.Popen([sys.executable, str(script), str(pids), backend],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90
@@ -231,10 +235,10 @@ def test_pool_workers_die_with_the_parent(tmp_path, sig):
         assert all(_alive(w) for w in workers)
         proc.send_signal(sig)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (30 if backend == "dask" else 10)
         while any(_alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(w) for w in workers), "pool workers outlived their parent"
+        assert not any(_alive(w) for w in workers), f"{backend} workers outlived their parent"
     finally:
         if proc.poll() is None:
             proc.kill()

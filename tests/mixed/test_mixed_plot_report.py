@@ -60,3 +60,26 @@ def test_growth_section_html():
     assert "Primary estimand:" in frag and "co-creation minus push" in frag
     assert "Arm assigned at &#x27;provider_id&#x27;" in frag
     assert "p = 0.000" not in frag
+
+
+def test_report_leaves_the_backend_and_pyplot_alone():
+    """Writing a report must not switch the user's backend (inline plots in a notebook) nor
+    leave figures open in pyplot."""
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "import matplotlib.pyplot as plt\n"
+        "import sys; sys.path.insert(0, %r)\n"
+        "from mixed_helpers import simulate_panel\n"
+        "from coevidence.report._growth_section import growth_section\n"
+        "from coevidence.report.html import _means_plot\n"
+        "p = simulate_panel(seed=6)\n"
+        "growth_section(p, 'research_use', engine='statsmodels')\n"
+        "_means_plot(p.assign(wave=p['time']), 'research_use')\n"
+        "print(matplotlib.get_backend(), len(plt.get_fignums()))\n"
+    ) % str(__import__("pathlib").Path(__file__).parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["svg", "0"], out.stdout + out.stderr

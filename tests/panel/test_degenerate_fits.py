@@ -16,7 +16,7 @@ from coevidence.exceptions import (
 FIX = Path(__file__).parents[1] / "fixtures" / "panel"
 PANEL_KW = {"unit": "firm", "time": "year", "regressors": ["value", "capital"]}
 ES_KW = {"unit": "countyreal", "time": "year", "first_treated": "first.treat"}
-SW_KW = {"unit": "cluster", "period": "period", "first_treated": "start"}
+SW_KW = {"unit": "cluster", "time": "period", "first_treated": "start"}
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def test_bad_options(df):
     with pytest.raises(ValueError, match="anticipation"):
         cv.fit_event_study(df, "research_use", anticipation=-1)
     with pytest.raises(ValueError, match="bootstrap"):
-        cv.fit_event_study(df, "research_use", bootstrap=10)
+        cv.fit_event_study(df, "research_use", bootstrap_reps=10)
     with pytest.raises(ModelSpecificationError, match="twfe"):
         cv.fit_event_study(df, "research_use", estimator="twfe").aggregate("group")
     with pytest.raises(ModelSpecificationError, match="by="):
@@ -123,7 +123,7 @@ def test_no_never_treated_units(df):
 
 
 def test_bootstrap_options_change_output(df):
-    base = {"bootstrap": 199, "seed": 5}
+    base = {"bootstrap_reps": 199, "seed": 5}
     a = cv.fit_event_study(df, "research_use", **base)
     b = cv.fit_event_study(df, "research_use", bootstrap_weights="rademacher", **base)
     c = cv.fit_event_study(

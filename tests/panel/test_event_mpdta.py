@@ -133,9 +133,9 @@ def test_two_stage_matches_pyfixest_did2s(mpdta):
 
 
 def test_multiplier_bootstrap(mpdta, cs):
-    a = cv.fit_event_study(mpdta, "lemp", **KW, bootstrap=499, seed=3)
-    b = cv.fit_event_study(mpdta, "lemp", **KW, bootstrap=499, seed=3)
-    c = cv.fit_event_study(mpdta, "lemp", **KW, bootstrap=499, seed=4)
+    a = cv.fit_event_study(mpdta, "lemp", **KW, bootstrap_reps=499, seed=3)
+    b = cv.fit_event_study(mpdta, "lemp", **KW, bootstrap_reps=499, seed=3)
+    c = cv.fit_event_study(mpdta, "lemp", **KW, bootstrap_reps=499, seed=4)
     ta, tb, tc = a.tidy(), b.tidy(), c.tidy()
     np.testing.assert_array_equal(ta["std_error"], tb["std_error"])
     assert not np.array_equal(ta["std_error"], tc["std_error"])

@@ -19,7 +19,7 @@ from _did_sim import simulate_staggered
 @pytest.fixture(scope="module")
 def fit():
     df, _ = simulate_staggered(n_units=150, seed=2, by_effect={"push": 0.1, "co_creation": 0.3})
-    return cv.fit_event_study(df, "research_use", by="ta_model", bootstrap=99, seed=1)
+    return cv.fit_event_study(df, "research_use", by="ta_model", bootstrap_reps=99, seed=1)
 
 
 def test_plot_points_and_labels(fit):

@@ -122,7 +122,7 @@ def test_studentized_statistic_and_result_interface():
     def fit(x):
         return cv.fit_panel(x.assign(t=x.groupby("provider").cumcount()), "y",
                             regressors=["arm"], unit="provider", time="t", estimator="pooled",
-                            cov="cr2", cluster="provider")
+                            cov_type="cr2", cluster="provider")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FewClustersWarning)

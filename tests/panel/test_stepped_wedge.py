@@ -13,7 +13,7 @@ from coevidence.results.base import TIDY_COLUMNS
 
 FIX = Path(__file__).parents[1] / "fixtures" / "panel"
 REF = json.loads((FIX / "sw_reference.json").read_text())
-KW = {"unit": "cluster", "period": "period", "first_treated": "start"}
+KW = {"unit": "cluster", "time": "period", "first_treated": "start"}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_random_cluster_intercept_matches_lme4(sw):
 
 def test_treated_indicator_equals_first_treated(sw):
     d = sw.assign(on=(sw["period"] >= sw["start"]).astype(int))
-    a = cv.fit_stepped_wedge(d, "y", unit="cluster", period="period", treated="on").tidy()
+    a = cv.fit_stepped_wedge(d, "y", unit="cluster", time="period", treated="on").tidy()
     b = cv.fit_stepped_wedge(sw, "y", **KW).tidy()
     pd.testing.assert_frame_equal(a, b)
     bad = d.copy()
@@ -74,7 +74,7 @@ def test_treated_indicator_equals_first_treated(sw):
     with pytest.raises(
         StudyValidationError, match="once a cluster is treated it stays treated"
     ) as err:
-        cv.fit_stepped_wedge(bad, "y", unit="cluster", period="period", treated="on")
+        cv.fit_stepped_wedge(bad, "y", unit="cluster", time="period", treated="on")
     assert len(err.value.failures) == 5
 
 
@@ -102,9 +102,9 @@ def test_immediate_effect_misleads_when_effects_build_up():
 
 def test_options_and_interface(sw):
     with pytest.warns(FewClustersWarning, match="12 clusters"):
-        res = cv.fit_stepped_wedge(sw, "y", **KW, cov="clustered")
+        res = cv.fit_stepped_wedge(sw, "y", **KW, cov_type="clustered")
     assert (res.tidy()["df"] == 11).all()
-    un = cv.fit_stepped_wedge(sw, "y", **KW, cov="unadjusted")
+    un = cv.fit_stepped_wedge(sw, "y", **KW, cov_type="unadjusted")
     assert not np.allclose(un.tidy()["std_error"], res.tidy()["std_error"])
     assert tuple(res.tidy().columns) == TIDY_COLUMNS and res.glance().shape[0] == 1
     s = res.summary()
@@ -114,7 +114,7 @@ def test_options_and_interface(sw):
         and "Degrees of freedom" in s
     )
     with pytest.raises(ValueError, match="exactly one"):
-        cv.fit_stepped_wedge(sw, "y", unit="cluster", period="period")
+        cv.fit_stepped_wedge(sw, "y", unit="cluster", time="period")
     pooled = cv.fit_stepped_wedge(sw, "y", **KW, max_exposure=2)
     assert "exposure_3" not in set(pooled.tidy()["term"])
 

@@ -46,6 +46,7 @@ from coevidence.exceptions import (
     AgreementWarning,
     CoevidenceError,
     MeasureError,
+    OptionError,
     StudyValidationError,
 )
 
@@ -148,7 +149,7 @@ def build_panel(
     Parameters
     ----------
     study : Study
-    outcomes : sequence of str, optional
+    outcomes : str or sequence of str, optional
         Measure ids (or ``measure.subscale``) to include; all available when omitted.
     unit : {"organization", "respondent"}
         The row unit. Respondent-level scores are averaged to organisations (with a count
@@ -175,9 +176,11 @@ def build_panel(
     True
     """
     if unit not in ("organization", "respondent"):
-        raise ValueError(f"unit must be 'organization' or 'respondent', got {unit!r}")
+        raise OptionError(f"unit must be 'organization' or 'respondent', got {unit!r}")
     if waves not in ("all", "observed"):
-        raise ValueError(f"waves must be 'all' or 'observed', got {waves!r}")
+        raise OptionError(f"waves must be 'all' or 'observed', got {waves!r}")
+    if isinstance(outcomes, str):  # one measure id, not its characters
+        outcomes = [outcomes]
     if not isinstance(strict_agreement, bool | np.bool_):
         raise StudyValidationError(pd.DataFrame([{
             "table": "panel arguments", "row": None, "column": "strict_agreement",
@@ -408,7 +411,7 @@ def agreement_report(study: Study, outcomes: Sequence[str] | None = None) -> pd.
     Parameters
     ----------
     study : Study
-    outcomes : sequence of str, optional
+    outcomes : str or sequence of str, optional
         Outcomes to check; by default every outcome whose measure sets ``check_agreement``.
 
     Returns

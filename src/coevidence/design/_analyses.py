@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
+
+from coevidence.exceptions import OptionError
 
 __all__ = ["ClusterMeans", "Growth", "SteppedWedge", "resolve_analysis"]
 
@@ -39,7 +40,7 @@ def _t_test(a: np.ndarray, b: np.ndarray, conf_level: float) -> dict[str, float]
     a, b = np.asarray(a, float), np.asarray(b, float)
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
-        raise ValueError(f"too few clusters with data for a t test ({na} vs {nb})")
+        raise OptionError(f"too few clusters with data for a t test ({na} vs {nb})")
     df = na + nb - 2
     sp2 = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / df
     se = float(np.sqrt(sp2 * (1 / na + 1 / nb)))
@@ -128,7 +129,7 @@ class Growth:
                     "df": float(r["df"]), "p_value": float(r["p_value"]),
                     "conf_low": float(r["conf_low"]), "conf_high": float(r["conf_high"])}
         if self.method not in ("mixed", "cr2"):
-            raise ValueError(
+            raise OptionError(
                 f"method must be 'mixed', 'cr2' or 'two_stage', got {self.method!r}"
             )
         from coevidence.models.mixed.growth import fit_growth
@@ -225,7 +226,7 @@ def resolve_analysis(analysis: Any, spec: Any) -> Any:
             "stepped_wedge": SteppedWedge(),
         }
         if analysis not in table:
-            raise ValueError(f"unknown analysis {analysis!r}; built-in: {', '.join(table)}")
+            raise OptionError(f"unknown analysis {analysis!r}; built-in: {', '.join(table)}")
         return table[analysis]
     if not callable(analysis):
         raise TypeError(f"analysis must be a callable, a built-in name or None, got {analysis!r}")

@@ -125,7 +125,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from coevidence.design.simulate import SimulationSpec
     from coevidence.design.simulation_power import simulate_power
-
     from coevidence.measures.loaders import safe_load_text
 
     try:

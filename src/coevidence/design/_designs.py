@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from coevidence.exceptions import OptionError
+
 __all__ = ["REQUIRED", "Design", "DESIGNS", "register_design", "get_design"]
 
 
@@ -110,7 +112,7 @@ def get_design(name: str) -> Design:
         raise TypeError(f"design must be a string such as 'cra2', got {type(name).__name__}")
     key = _ALIASES.get(name.lower().replace("-", "_"))
     if key is None:
-        raise ValueError(f"unknown design {name!r}; available: {', '.join(sorted(DESIGNS))}")
+        raise OptionError(f"unknown design {name!r}; available: {', '.join(sorted(DESIGNS))}")
     return DESIGNS[key]
 
 
@@ -122,7 +124,7 @@ def _pq(p: Params) -> float:
 def _check_icc(p: Params) -> None:
     total = p.get("rho2", 0.0) + p.get("rho3", 0.0)
     if total >= 1:
-        raise ValueError(f"rho2 + rho3 must be below 1, got {total:g}")
+        raise OptionError(f"rho2 + rho3 must be below 1, got {total:g}")
 
 
 _BASE = dict(COMMON)

@@ -30,6 +30,7 @@ from scipy import stats
 from coevidence.design import longitudinal as _longitudinal  # noqa: F401
 from coevidence.design import stepped_wedge as _stepped_wedge  # noqa: F401
 from coevidence.design._designs import DESIGNS, PARAM_HELP, REQUIRED, Design, get_design
+from coevidence.exceptions import OptionError
 from coevidence.results.base import TIDY_COLUMNS, ResultBase
 
 __all__ = ["DesignResult", "designs", "mdes", "mrss", "power"]
@@ -94,19 +95,19 @@ def _resolve(design: Design, given: Mapping[str, Any], *, drop: str | None = Non
             raise TypeError(f"parameter {k} must be a number, got {v!r}")
         v = float(v) if isinstance(v, float | np.floating) else int(v)
         if not math.isfinite(v):
-            raise ValueError(f"parameter {k} must be finite, got {v!r}")
+            raise OptionError(f"parameter {k} must be finite, got {v!r}")
         if k in ("alpha", "power", "p") and not 0 < v < 1:
-            raise ValueError(f"parameter {k} must lie strictly between 0 and 1, got {v!r}")
+            raise OptionError(f"parameter {k} must lie strictly between 0 and 1, got {v!r}")
         if k in _BOUNDED01 and not 0 <= v < 1:
-            raise ValueError(f"parameter {k} must lie in [0, 1), got {v!r}")
+            raise OptionError(f"parameter {k} must lie in [0, 1), got {v!r}")
         if k in ("omega2", "omega3", "sigma2", "tau_beta", "tau_pi") and v < 0:
-            raise ValueError(f"parameter {k} must be non-negative, got {v!r}")
+            raise OptionError(f"parameter {k} must be non-negative, got {v!r}")
         if k in ("n", "J", "K", "rel1", "steps", "duration") and not v > 0:
-            raise ValueError(f"parameter {k} must be positive, got {v!r}")
+            raise OptionError(f"parameter {k} must be positive, got {v!r}")
         if k in ("g1", "g2", "g3") and (v < 0 or int(v) != v):
-            raise ValueError(f"parameter {k} must be a non-negative integer, got {v!r}")
+            raise OptionError(f"parameter {k} must be a non-negative integer, got {v!r}")
         if k == "rel1" and v > 1:
-            raise ValueError(f"parameter rel1 (a reliability) must be at most 1, got {v!r}")
+            raise OptionError(f"parameter rel1 (a reliability) must be at most 1, got {v!r}")
         params[k] = v
     if params.get("times") is not None:
         params["times"] = tuple(float(t) for t in np.asarray(params["times"], float).ravel())
@@ -120,7 +121,7 @@ def _check_es(es: Any, *, positive: bool) -> float:
         raise TypeError(f"es must be a number, got {es!r}")
     es = float(es)
     if not math.isfinite(es) or (positive and es <= 0):
-        raise ValueError(f"es must be a {'positive ' if positive else ''}finite number, got {es!r}")
+        raise OptionError(f"es must be a {'positive ' if positive else ''}finite number, got {es!r}")
     return es
 
 
@@ -168,12 +169,12 @@ def _nct_sf(x: float, df: float, ncp: float) -> float:
 def _df_sse(design: Design, params: Mapping[str, Any]) -> tuple[float, float]:
     df = float(design.df(params))
     if not df >= 1:
-        raise ValueError(
+        raise OptionError(
             f"design {design.name!r} is not feasible: degrees of freedom {design.df_text} = "
             f"{df:g} (must be at least 1)")
     sse2 = float(design.sse2(params))
     if not (math.isfinite(sse2) and sse2 > 0):
-        raise ValueError(f"design {design.name!r} gives a non-positive standard error ({sse2!r})")
+        raise OptionError(f"design {design.name!r} gives a non-positive standard error ({sse2!r})")
     return df, math.sqrt(sse2)
 
 
@@ -434,7 +435,7 @@ def _powerup_search(d: Design, p: dict[str, Any], es: float) -> tuple[int, int]:
         x0 = (x1 + x0) / 2
         i += 1
     if not df > 0:
-        raise ValueError(
+        raise OptionError(
             f"mrss for design {d.name!r} is not feasible: degrees of freedom {d.df_text} are not "
             f"positive at {d.solve_for} = {x0:g} (PowerUpR returns NA here)")
     return int(np.round(x0)), i  # R's round(): half to even, as numpy's
@@ -456,7 +457,7 @@ def _exact_search(d: Design, p: dict[str, Any], es: float) -> int:
     while pw(hi) < p["power"]:
         hi *= 2
         if hi > 10**9:
-            raise ValueError(f"no {d.solve_for} up to 1e9 reaches power {p['power']:g} "
+            raise OptionError(f"no {d.solve_for} up to 1e9 reaches power {p['power']:g} "
                              f"for design {d.name!r} (is the asymptotic power below target?)")
     lo_k, hi_k = lo // step, hi // step
     while hi_k - lo_k > 1:

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from coevidence.design._designs import COMMON, REQUIRED, Design, register_design
+from coevidence.exceptions import OptionError
 
 __all__ = ["resolve_times", "sum_squares_time"]
 
@@ -60,15 +61,15 @@ def resolve_times(params: Mapping[str, Any]) -> np.ndarray:
     if times is not None:
         arr = np.asarray(times, dtype=float).ravel()
         if arr.size < 2 or not np.all(np.isfinite(arr)) or np.ptp(arr) == 0:
-            raise ValueError(f"times must hold at least two distinct finite values, got {times!r}")
+            raise OptionError(f"times must hold at least two distinct finite values, got {times!r}")
         return arr
     waves, duration = params.get("waves"), params.get("duration")
     if waves is None or duration is None:
         raise TypeError("give the measurement occasions as times=(...) or as waves= and duration=")
     if int(waves) != waves or waves < 2:
-        raise ValueError(f"waves must be an integer >= 2, got {waves!r}")
+        raise OptionError(f"waves must be an integer >= 2, got {waves!r}")
     if not duration > 0:
-        raise ValueError(f"duration must be positive, got {duration!r}")
+        raise OptionError(f"duration must be positive, got {duration!r}")
     return np.linspace(0.0, float(duration), int(waves))
 
 
@@ -80,13 +81,13 @@ def sum_squares_time(params: Mapping[str, Any]) -> float:
 
 def _check_rho(p: Mapping[str, Any]) -> None:
     if not -1 < p["rho"] < 1:
-        raise ValueError(f"rho must lie in (-1, 1), got {p['rho']!r}")
+        raise OptionError(f"rho must lie in (-1, 1), got {p['rho']!r}")
 
 
 def _check_waves(p: Mapping[str, Any]) -> None:
     _check_rho(p)
     if int(p["waves"]) != p["waves"] or p["waves"] < 1:
-        raise ValueError(f"waves must be a positive integer, got {p['waves']!r}")
+        raise OptionError(f"waves must be a positive integer, got {p['waves']!r}")
 
 
 _TIME = {"times": None, "waves": None, "duration": None}

@@ -39,6 +39,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coevidence.data.study import Study
+from coevidence.exceptions import OptionError
 from coevidence.schemas.measure import MeasureDefinition
 
 __all__ = ["OutcomeSpec", "SimulationSpec", "simulate_study", "true_effects"]
@@ -418,7 +419,7 @@ def _rollout(rng: np.random.Generator, spec: SimulationSpec, org_prov: np.ndarra
     by_provider = spec.rollout_unit == "provider"
     n_units = spec.n_providers if by_provider else n_org
     if n_units < n_steps:
-        raise ValueError(f"{n_units} {spec.rollout_unit} units cannot fill {n_steps} steps")
+        raise OptionError(f"{n_units} {spec.rollout_unit} units cannot fill {n_steps} steps")
     groups = np.concatenate([np.full(len(c), g + 1) for g, c in
                              enumerate(np.array_split(np.arange(n_units), n_steps))])
     z = rng.normal(0, 1, n_org)  # organisation readiness
@@ -494,7 +495,7 @@ def true_effects(spec: SimulationSpec) -> dict[str, dict[str, object]]:
     0.1
     """
     if spec.assignment not in ("provider", "organization"):
-        raise ValueError("true_effects covers parallel-arm designs (provider or organization "
+        raise OptionError("true_effects covers parallel-arm designs (provider or organization "
                          f"assignment); got assignment={spec.assignment!r}")
     waves = [_add_months(spec.start_date, spec.wave_months * w) for w in range(spec.n_waves)]
     t = np.arange(spec.n_waves, dtype=float)

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from coevidence.design._analyses import ClusterMeans, Growth, resolve_analysis
-from coevidence.exceptions import MissingExtraError
+from coevidence.exceptions import MissingExtraError, OptionError
+from coevidence.models._shared.options import keyword_only
 from coevidence.results.base import TIDY_COLUMNS, ResultBase
 
 __all__ = ["SimulationPowerResult", "simulate_power", "analytic_power", "REPLICATE_COLUMNS",
@@ -261,7 +262,7 @@ def analytic_power(spec: Any, analysis: str = "growth", alpha: float = 0.05,
         return _power("cra2", es=es, rho2=(org + prov) / total, n=spec.respondents_per_org,
                       J=spec.n_providers * spec.orgs_per_provider, alpha=alpha)
     if analysis not in ("growth", "growth_two_stage"):
-        raise ValueError("analysis must be 'growth', 'cluster_means' or 'stepped_wedge', "
+        raise OptionError("analysis must be 'growth', 'cluster_means' or 'stepped_wedge', "
                          f"got {analysis!r}")
     sigma2 = (o.sd_residual ** 2 + err) / spec.respondents_per_org
     times = tuple(float(x) for x in range(spec.n_waves))
@@ -285,7 +286,7 @@ def _stepped_wedge_twin(spec: Any, o: Any, alpha: float) -> Any:
     from coevidence.design.analytic import power as _power
 
     if spec.assignment not in ("stepped_wedge", "staggered"):
-        raise ValueError("analysis 'stepped_wedge' needs a stepped_wedge or staggered spec")
+        raise OptionError("analysis 'stepped_wedge' needs a stepped_wedge or staggered spec")
     steps = spec.n_steps or spec.n_waves - 1
     m = spec.respondents_per_org
     occ = o.sd_residual ** 2 + o.error_variance()
@@ -328,9 +329,11 @@ def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- main entry
+@keyword_only(2, ("n_reps", "seed", "backend", "client", "scheduler", "out", "progress"))
 def simulate_power(
     spec: Any,
     analysis: Callable[[Any], Mapping[str, Any]] | str | None = None,
+    *,
     n_reps: int = 200,
     seed: int = 0,
     backend: Backend = "serial",
@@ -338,7 +341,6 @@ def simulate_power(
     scheduler: str | None = None,
     out: str | Path | None = None,
     progress: bool | None = None,
-    *,
     alpha: float = 0.05,
     truth: float | None = None,
     analytic: Any = None,
@@ -414,13 +416,13 @@ def simulate_power(
     if not isinstance(spec, SimulationSpec):
         spec = SimulationSpec.model_validate(spec)
     if isinstance(n_reps, bool) or not isinstance(n_reps, int | np.integer) or n_reps < 1:
-        raise ValueError(f"n_reps must be a positive integer, got {n_reps!r}")
+        raise OptionError(f"n_reps must be a positive integer, got {n_reps!r}")
     if backend not in ("serial", "processes", "dask"):
-        raise ValueError(f"backend must be 'serial', 'processes' or 'dask', got {backend!r}")
+        raise OptionError(f"backend must be 'serial', 'processes' or 'dask', got {backend!r}")
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+        raise OptionError(f"alpha must lie in (0, 1), got {alpha!r}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size!r}")
+        raise OptionError(f"chunk_size must be at least 1, got {chunk_size!r}")
     analysis = resolve_analysis(analysis, spec)
     if backend == "processes":
         _check_spawnable(analysis)
@@ -486,7 +488,7 @@ def _check_spawnable(analysis: Any) -> None:
 
     mod = getattr(analysis, "__module__", type(analysis).__module__)
     if mod == "__main__" and not getattr(__main__, "__file__", None):
-        raise ValueError(
+        raise OptionError(
             "backend='processes' needs an analysis that worker processes can import (defined "
             "in a module, not in a notebook or interactive session); use backend='dask' (which "
             "pickles interactive functions) or move the analysis into a .py module")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from coevidence.design._designs import COMMON, REQUIRED, Design, register_design
+from coevidence.exceptions import OptionError
 
 __all__ = ["hussey_hughes_variance", "stepped_wedge_matrix"]
 
@@ -48,11 +49,11 @@ def stepped_wedge_matrix(J: int, steps: int, baseline_periods: int = 1) -> np.nd
     [[0, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 1]]
     """
     if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        raise OptionError(f"steps must be a positive integer, got {steps!r}")
     if int(J) != J or J < steps or J % steps:
-        raise ValueError(f"J (clusters) must be a positive multiple of steps={steps}, got {J!r}")
+        raise OptionError(f"J (clusters) must be a positive multiple of steps={steps}, got {J!r}")
     if int(baseline_periods) != baseline_periods or baseline_periods < 0:
-        raise ValueError(
+        raise OptionError(
             f"baseline_periods must be a non-negative integer, got {baseline_periods!r}")
     per = int(J) // int(steps)
     T = int(baseline_periods) + int(steps)
@@ -87,7 +88,7 @@ def hussey_hughes_variance(X: np.ndarray, sigma2: float, tau2: float) -> float:
     num = I * sigma2 * (sigma2 + T * tau2)
     den = (I * U - W) * sigma2 + (U ** 2 + I * T * U - T * W - I * V) * tau2
     if den <= 0:
-        raise ValueError("the treatment effect is not identified by this stepped-wedge layout")
+        raise OptionError("the treatment effect is not identified by this stepped-wedge layout")
     return float(num / den)
 
 
@@ -98,7 +99,7 @@ def _sse2(q: Mapping[str, Any]) -> float:
 
 def _check(q: Mapping[str, Any]) -> None:
     if not 0 <= q["rho2"] < 1:
-        raise ValueError(f"rho2 must lie in [0, 1), got {q['rho2']!r}")
+        raise OptionError(f"rho2 must lie in [0, 1), got {q['rho2']!r}")
 
 
 register_design(Design(

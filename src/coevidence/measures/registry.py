@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from coevidence.exceptions import PluginLoadWarning
+from coevidence.exceptions import OptionError, PluginLoadWarning
 from coevidence.measures.loaders import measures_from_data
 from coevidence.schemas.measure import MeasureDefinition
 
@@ -185,7 +185,7 @@ def register_measure(definition: MeasureDefinition, *, replace: bool = False) ->
         raise TypeError(f"expected a MeasureDefinition, got {type(definition).__name__}")
     with _lock:
         if definition.id in _user and not replace:
-            raise ValueError(
+            raise OptionError(
                 f"measure {definition.id!r} is already registered; pass replace=True to replace it"
             )
         _user[definition.id] = definition

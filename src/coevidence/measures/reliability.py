@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from coevidence.exceptions import MeasureError, MissingDataWarning
+from coevidence.exceptions import MeasureError, MissingDataWarning, OptionError
 from coevidence.results.base import TIDY_COLUMNS, ResultBase
 
 __all__ = ["ReliabilityResult", "reliability", "reliability_by"]
@@ -283,7 +283,7 @@ def reliability(
     0.962
     """
     if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must lie in (0, 1); got {conf_level}")
+        raise OptionError(f"conf_level must lie in (0, 1); got {conf_level}")
     x, cols, n_dropped = _prepare(items, [str(c) for c in reverse], min_value, max_value)
     return ReliabilityResult(x, cols, [str(c) for c in reverse], n_dropped, conf_level)
 

@@ -18,7 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from coevidence.exceptions import MeasureError, MissingDataWarning, UnverifiedMeasureWarning
+from coevidence.exceptions import (
+    MeasureError,
+    MissingDataWarning,
+    OptionError,
+    UnverifiedMeasureWarning,
+)
 from coevidence.measures._matrix import ResponseMatrix, build_long, build_wide
 from coevidence.measures._rules import REASONS, ScaleScores, score_matrix
 from coevidence.results.base import TIDY_COLUMNS, ResultBase
@@ -344,7 +349,7 @@ def score(
         raise TypeError(f"responses must be a pandas DataFrame, got {type(responses).__name__}")
     m = _resolve(measure)
     if layout not in ("auto", "long", "wide"):
-        raise ValueError(f"layout must be one of 'auto', 'long', 'wide'; got {layout!r}")
+        raise OptionError(f"layout must be one of 'auto', 'long', 'wide'; got {layout!r}")
     use_wave = wave is not None and wave in responses.columns
     keys = [unit] + ([wave] if use_wave else []) + list(keep)
     missing_cols = [k for k in keys if k not in responses.columns]

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from coevidence.exceptions import OptionError
+
 __all__ = ["plot_event_study"]
 
 
@@ -33,7 +35,7 @@ def plot_event_study(
     conf_level : float
         Pointwise interval level.
     uniform : bool
-        Draw the uniform (sup-t) bands instead (needs a fit with ``bootstrap=``).
+        Draw the uniform (sup-t) bands instead (needs a fit with ``bootstrap_reps=``).
     reference_line : bool
         Dashed vertical line between the last pre-period and treatment start, and a zero line.
     title : str, optional
@@ -59,11 +61,11 @@ def plot_event_study(
     table = result.aggregate("event", level=level) if hasattr(result, "aggregate") else result
     fr = table.frame(conf_level)
     if "event_time" not in fr:
-        raise ValueError("plot_event_study needs an event-time aggregation (aggregate('event'))")
+        raise OptionError("plot_event_study needs an event-time aggregation (aggregate('event'))")
     fr = fr[~fr["overall"]] if "overall" in fr else fr
     if uniform:
         if "uniform_low" not in fr:
-            raise ValueError("uniform bands need a fit with bootstrap=<draws>")
+            raise OptionError("uniform bands need a fit with bootstrap_reps=<draws>")
         lo_col, hi_col, what = "uniform_low", "uniform_high", "uniform band"
     else:
         lo_col, hi_col, what = "conf_low", "conf_high", f"{conf_level:.0%} CI"

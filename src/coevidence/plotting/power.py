@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from coevidence.exceptions import OptionError
+
 __all__ = ["plot_power_curve", "power_curve"]
 
 
@@ -102,7 +104,7 @@ def plot_power_curve(
     if simulated is not None:
         missing = {"x", "power", "mc_se"} - set(simulated.columns)
         if missing:
-            raise ValueError(f"simulated needs columns x, power, mc_se; missing {sorted(missing)}")
+            raise OptionError(f"simulated needs columns x, power, mc_se; missing {sorted(missing)}")
         ax.errorbar(simulated["x"], simulated["power"], yerr=1.96 * simulated["mc_se"],
                     fmt="s", color="black", capsize=3, label="simulated (95% MC error)")
     if target is not None:

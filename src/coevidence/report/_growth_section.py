@@ -46,10 +46,7 @@ def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
     >>> growth_section(panel, "capacity")[:4]  # doctest: +SKIP
     '<h2>'
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from coevidence.exceptions import ModelSpecificationError
     from coevidence.models.mixed.contrasts import contrast, effect_size
@@ -73,7 +70,8 @@ def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
         es = effect_size(res)
     notes += [f"{w.category.__name__}: {w.message}" for w in caught]
     g = res.glance().iloc[0]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
     plot_trajectories(res, ax=ax)
     primary = tab[tab["contrast"].str.startswith("slope(")]
     answer = ""

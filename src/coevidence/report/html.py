@@ -40,24 +40,24 @@ def frame_html(frame: pd.DataFrame, *, index: bool = True, digits: int = 3) -> s
 
 
 def figure_html(fig: Figure, alt: str) -> str:
-    """A matplotlib figure as an embedded PNG ``<img>`` (the figure is closed)."""
-    import matplotlib.pyplot as plt
+    """A matplotlib figure as an embedded PNG ``<img>``.
 
+    Report figures are built as :class:`matplotlib.figure.Figure` objects, never through
+    pyplot, so writing a report neither switches the backend nor opens windows (inline plots
+    in the user's notebook keep working).
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
 def _means_plot(panel: pd.DataFrame, outcome: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     means = panel.groupby(["ta_model", "wave"], observed=True)[outcome].agg(["mean", "sem"]).reset_index()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.subplots()
     for model, part in means.groupby("ta_model", observed=True):
         ax.errorbar(part["wave"], part["mean"], yerr=1.96 * part["sem"], marker="o", capsize=3,
                     label=str(model))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from coevidence.exceptions import OptionError
+
 __all__ = ["Check", "Replication", "replication", "registry", "run", "run_all"]
 
 
@@ -67,7 +69,7 @@ def replication(name: str, title: str, source: str) -> Callable[[Callable[[], li
 
     def deco(fn: Callable[[], list[Check]]) -> Callable[[], list[Check]]:
         if name in _REGISTRY and _REGISTRY[name].run is not fn:
-            raise ValueError(f"replication {name!r} is already registered")
+            raise OptionError(f"replication {name!r} is already registered")
         _REGISTRY[name] = Replication(name=name, title=title, source=source, run=fn)
         return fn
 

@@ -7,15 +7,33 @@ renderings of those data (``summary()``, ``repr``, ``_repr_html_``).
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import importlib
+import math
+import types
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ResultBase", "TIDY_COLUMNS", "tidy_frame", "wald_tests"]
+__all__ = [
+    "GLANCE_KEYS",
+    "TIDY_COLUMNS",
+    "FrozenDict",
+    "ResultBase",
+    "cov_type_code",
+    "df_method_code",
+    "freeze",
+    "glance_frame",
+    "portable",
+    "read_only",
+    "tidy_frame",
+    "wald_tests",
+]
 
 #: Columns of every ``tidy()`` frame, in order (broom's vocabulary in snake_case).
 TIDY_COLUMNS = (
@@ -28,6 +46,11 @@ TIDY_COLUMNS = (
     "conf_low",
     "conf_high",
 )
+
+#: The first columns of every ``glance()`` frame, in order. ``cov_type`` and ``df_method`` are
+#: option codes (``"model"``, ``"cr2"``, ``"clustered"``, ``"satterthwaite"``,
+#: ``"kenward_roger"``, ...); ``summary()`` spells them out in words.
+GLANCE_KEYS = ("estimator", "outcome", "nobs", "cov_type", "df_method")
 
 
 def wald_tests(
@@ -95,30 +118,333 @@ def tidy_frame(
     })[list(TIDY_COLUMNS)]
 
 
-class ResultBase(ABC):
-    """Mixin giving every result ``repr``/``_repr_html_`` from ``summary``/``tidy``/``glance``.
+# ----------------------------------------------------------------------------- immutability
+class FrozenDict(dict):
+    """A read-only ``dict`` (mutation raises ``TypeError``) that still pickles and JSON-encodes.
 
-    Subclasses implement :meth:`tidy`, :meth:`glance` and :meth:`summary`; they must not be
-    mutated after construction (set attributes in ``__init__`` only; use
-    ``functools.cached_property`` for expensive derived pieces).
+    Results hand out their ``info`` and diagnostics mappings as ``FrozenDict`` so that the
+    result cannot be changed through them (``types.MappingProxyType`` does not pickle).
+
+    Examples
+    --------
+    >>> d = FrozenDict({"a": 1})
+    >>> d["a"], isinstance(d, dict)
+    (1, True)
+    >>> d["a"] = 2
+    Traceback (most recent call last):
+    ...
+    TypeError: FrozenDict is read-only; cannot change key 'a'
     """
 
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        key = f"; cannot change key {args[0]!r}" if args and not isinstance(args[0], Mapping) else ""
+        raise TypeError(f"FrozenDict is read-only{key}")
+
+    __setitem__ = __delitem__ = _refuse
+    update = pop = popitem = clear = setdefault = _refuse  # type: ignore[assignment]
+
+    def __ior__(self, other: Any) -> FrozenDict:  # type: ignore[override,misc]
+        self._refuse()
+        return self  # pragma: no cover
+
+    def __reduce__(self) -> tuple[Any, tuple[dict]]:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> FrozenDict:
+        import copy
+
+        return FrozenDict({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(map(repr, self.items()))))
+
+
+def read_only(array: Any) -> np.ndarray:
+    """A read-only copy of ``array`` (numpy arrays cannot then be changed in place)."""
+    out = np.array(array, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+def freeze(value: Any) -> Any:
+    """Deeply read-only version of a dict/list/array structure (dicts -> :class:`FrozenDict`,
+    numpy arrays -> read-only copies, DataFrames/Series -> copies); other values unchanged."""
+    if isinstance(value, FrozenDict):
+        return value
+    if isinstance(value, dict):
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, np.ndarray):
+        return read_only(value)
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return value.copy()
+    return value
+
+
+# ----------------------------------------------------------------------------- glance codes
+def df_method_code(text: object) -> str:
+    """The option code of a degrees-of-freedom description (``"satterthwaite"``, ``"z"``, ...).
+
+    Results store prose such as ``"t with G - 1 = 9 df"`` for ``summary()``; ``glance()``
+    reports the code (here ``"g_minus_1"``).
+
+    Examples
+    --------
+    >>> df_method_code("Satterthwaite (Bell-McCaffrey / Pustejovsky-Tipton) per coefficient")
+    'bell_mccaffrey'
+    >>> df_method_code("normal (z), as R did"), df_method_code("t with residual df (40)")
+    ('z', 'residual')
+    """
+    if text is None:
+        return "none"
+    t = str(text).strip()
+    low = t.lower()
+    codes = ("satterthwaite", "kenward_roger", "bell_mccaffrey", "residual", "z", "g_minus_1",
+             "wild_bootstrap", "randomization", "welch", "pooled", "fixed", "none")
+    if low in codes:
+        return low
+    rules = (
+        ("wild", "wild_bootstrap"),
+        ("bootstrap", "wild_bootstrap"),
+        ("bell-mccaffrey", "bell_mccaffrey"),
+        ("pustejovsky", "bell_mccaffrey"),
+        ("kenward", "kenward_roger"),
+        ("satterthwaite", "satterthwaite"),
+        ("g - 1", "g_minus_1"),
+        ("residual", "residual"),
+        ("normal", "z"),
+        ("(z)", "z"),
+        ("given", "fixed"),
+    )
+    for needle, code in rules:
+        if needle in low:
+            return code
+    return low.replace(" ", "_")
+
+
+def cov_type_code(text: object) -> str:
+    """The option code of a covariance description (``"cr2"``, ``"clustered"``, ``"model"``...).
+
+    Examples
+    --------
+    >>> cov_type_code("cluster-robust CR2 (Bell-McCaffrey), 12 clusters")
+    'cr2'
+    >>> cov_type_code("model-based (REML mixed model, random cluster intercept; GLS covariance)")
+    'model'
+    """
+    if text is None:
+        return "none"
+    low = str(text).strip().lower()
+    codes = ("model", "cr2", "clustered", "robust", "unadjusted", "wild_bootstrap",
+             "kenward_roger", "multiplier_bootstrap", "influence_function", "randomization",
+             "pooled", "welch")
+    if low in codes:
+        return low
+    rules = (
+        ("kenward", "kenward_roger"),
+        ("model-based", "model"),
+        ("wild", "wild_bootstrap"),
+        ("multiplier bootstrap", "multiplier_bootstrap"),
+        ("cr2", "cr2"),
+        ("cr1", "clustered"),
+        ("cluster", "clustered"),
+        ("unadjusted", "unadjusted"),
+        ("classical", "unadjusted"),
+        ("model", "model"),
+        ("influence function", "influence_function"),
+        ("robust", "robust"),
+    )
+    for needle, code in rules:
+        if needle in low:
+            return code
+    return low.replace(" ", "_")
+
+
+def glance_frame(
+    *, estimator: object, outcome: object, nobs: object, cov_type: object, df_method: object,
+    **extra: Any,
+) -> pd.DataFrame:
+    """A one-row ``glance()`` frame starting with :data:`GLANCE_KEYS`, then ``extra`` in order.
+
+    Examples
+    --------
+    >>> g = glance_frame(estimator="within", outcome="y", nobs=10, cov_type="cr2",
+    ...                  df_method="bell_mccaffrey", n_units=5)
+    >>> g.columns.tolist()[:5] == list(GLANCE_KEYS), g.shape
+    (True, (1, 6))
+    """
+    row: dict[str, Any] = {
+        "estimator": estimator,
+        "outcome": outcome,
+        "nobs": None if nobs is None else int(nobs),  # type: ignore[call-overload]
+        "cov_type": cov_type,
+        "df_method": df_method,
+    }
+    for k, v in extra.items():
+        if k not in row and not callable(v):
+            row[k] = v
+    return pd.DataFrame([row])
+
+
+# ----------------------------------------------------------------------------- pickling
+class _NestedFunction:
+    """A picklable stand-in for a function defined inside another function (a closure).
+
+    Pickled as (module, qualified name, first line, closure values); rebuilt from the code
+    object found in the enclosing module-level function, so the same source must be
+    importable when unpickling. Used only for closures coevidence cannot avoid storing.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        code = fn.__code__  # type: ignore[attr-defined]
+        self.module = fn.__module__
+        self.qualname = fn.__qualname__
+        self.name = code.co_name
+        self.lineno = code.co_firstlineno
+        self.cells = tuple(
+            portable(c.cell_contents) for c in (fn.__closure__ or ())  # type: ignore[attr-defined]
+        )
+        self.defaults = fn.__defaults__  # type: ignore[attr-defined]
+        self._fn: Callable[..., Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fn"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fn = None
+
+    def _resolve(self) -> Callable[..., Any]:
+        if self._fn is None:
+            mod = importlib.import_module(self.module)
+            outer: Any = mod
+            for part in self.qualname.split(".<locals>.")[0].split("."):
+                outer = getattr(outer, part)
+            outer = getattr(outer, "__func__", outer)
+            found = [c for c in _code_consts(outer.__code__)
+                     if c.co_name == self.name and c.co_firstlineno == self.lineno]
+            if not found:
+                same = [c for c in _code_consts(outer.__code__) if c.co_name == self.name]
+                if len(same) != 1:
+                    raise RuntimeError(
+                        f"cannot rebuild {self.qualname} (line {self.lineno}) of {self.module}: "
+                        "the source changed since the result was pickled"
+                    )
+                found = same
+            cells = tuple(types.CellType(v) for v in self.cells)
+            self._fn = types.FunctionType(found[0], mod.__dict__, self.name, self.defaults, cells)
+        return self._fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<picklable closure {self.module}.{self.qualname}>"
+
+
+def _code_consts(code: types.CodeType) -> list[types.CodeType]:
+    out = []
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out.append(c)
+            out += _code_consts(c)
+    return out
+
+
+def _is_local_function(value: Any) -> bool:
+    return isinstance(value, types.FunctionType) and "<locals>" in value.__qualname__
+
+
+def portable(value: Any, _depth: int = 0) -> Any:
+    """``value`` with local functions (closures) replaced by picklable stand-ins.
+
+    Looks one level into dicts, tuples, lists and dataclass fields (where results keep the
+    callables their fits return); anything else is returned as is.
+    """
+    if _is_local_function(value):
+        return _NestedFunction(value)
+    if isinstance(value, FrozenDict):
+        return FrozenDict({k: portable(v) for k, v in value.items()})
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(portable(v) for v in value)
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and _depth < 3:
+        changes = {}
+        for f in dataclasses.fields(value):
+            if not f.init or not hasattr(value, f.name):
+                continue
+            old = object.__getattribute__(value, f.name)
+            if callable(old) or dataclasses.is_dataclass(old):
+                new = portable(old, _depth + 1)
+                if new is not old:
+                    changes[f.name] = new
+        if changes:
+            return dataclasses.replace(value, **changes)
+    return value
+
+
+# ----------------------------------------------------------------------------- the base
+class ResultBase(ABC):
+    """The contract every fitted result meets (checked by :func:`coevidence.testing.check_result`).
+
+    - ``conf_level``: the confidence level of the fit; ``tidy(conf_level=None)`` uses it.
+    - ``tidy()``: one row per term with :data:`TIDY_COLUMNS`.
+    - ``glance()``: exactly one row starting with :data:`GLANCE_KEYS` (estimator, outcome,
+      nobs, cov_type, df_method as option codes); groups per level as ``n_groups_<level>``.
+    - ``summary()``: plain text with the estimator, covariance type and df method in words.
+    - immutable: attributes cannot be set; ``params``/``vcov``-like accessors return copies
+      (or read-only arrays); ``info``/diagnostics mappings are read-only.
+    - picklable; ``repr`` and ``_repr_html_`` never raise.
+
+    Subclasses implement :meth:`tidy`, :meth:`glance` and :meth:`summary`, set attributes in
+    ``__init__`` only and call :meth:`_freeze` at its end.
+    """
+
+    #: Confidence level used by ``tidy()`` when none is given (subclasses store the fit's).
+    conf_level: float = 0.95
+
     @abstractmethod
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
         """One row per estimated term with :data:`TIDY_COLUMNS`."""
 
     @abstractmethod
     def glance(self) -> pd.DataFrame:
-        """Exactly one row of model-level statistics."""
+        """Exactly one row of model-level statistics, starting with :data:`GLANCE_KEYS`."""
 
     @abstractmethod
     def summary(self) -> str:
         """A plain-text report (estimator, covariance type and df method always printed)."""
 
+    def _level(self, conf_level: float | None) -> float:
+        """The level to use: ``conf_level`` if given (checked), else the stored one."""
+        level = self.conf_level if conf_level is None else float(conf_level)
+        if not 0 < level < 1 or math.isnan(level):
+            raise ValueError(f"conf_level must be in (0, 1), got {conf_level}")
+        return level
+
     def __repr__(self) -> str:
-        return self.summary()
+        try:
+            return self.summary()
+        except Exception as exc:  # noqa: BLE001 - a repr must not raise
+            return (f"<{type(self).__name__}: summary() could not be rendered "
+                    f"({type(exc).__name__}: {exc})>")
 
     def _repr_html_(self) -> str:
+        try:
+            return self._html()
+        except Exception as exc:  # noqa: BLE001 - a repr must not raise
+            return (f"<div class='coevidence-result'><strong>{html.escape(type(self).__name__)}"
+                    f"</strong><p>HTML could not be rendered ({html.escape(type(exc).__name__)}: "
+                    f"{html.escape(str(exc))})</p></div>")
+
+    def _html(self) -> str:
         title = html.escape(type(self).__name__)
         parts = [f"<div class='coevidence-result'><strong>{title}</strong>"]
         parts.append(_frame_html(self.glance()))
@@ -131,9 +457,20 @@ class ResultBase(ABC):
             raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"{type(self).__name__} is immutable; cannot delete {name!r}")
+        object.__delattr__(self, name)
+
     def _freeze(self) -> None:
         """Call at the end of ``__init__``: later attribute assignment raises."""
         object.__setattr__(self, "_frozen", True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: portable(v) for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 def _frame_html(frame: pd.DataFrame) -> str:

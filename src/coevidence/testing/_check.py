@@ -13,6 +13,7 @@ from coevidence.exceptions import CoevidenceWarning, MeasureError
 from coevidence.measures._rules import reverse_key
 from coevidence.measures.scoring import score
 from coevidence.schemas.measure import MeasureDefinition
+from coevidence.testing._runner import run_checks
 
 __all__ = ["CHECKS", "check_measure", "parametrize_with_checks", "random_responses"]
 
@@ -234,16 +235,5 @@ def check_measure(
     """
     if not isinstance(definition, MeasureDefinition):
         raise TypeError(f"expected a MeasureDefinition, got {type(definition).__name__}")
-    rows = []
-    for name, fn in _checks(definition, n, seed):
-        try:
-            rows.append((name, True, fn()))
-        except Exception as exc:  # noqa: BLE001 - every failure is reported
-            rows.append((name, False, f"{type(exc).__name__}: {exc}"))
-    table = pd.DataFrame(rows, columns=["check", "passed", "detail"])
-    if raise_on_failure and not table["passed"].all():
-        bad = table[~table["passed"]]
-        lines = [f"measure {definition.id!r} failed {len(bad)} conformance check(s):"]
-        lines += [f"  - {r.check}: {r.detail}" for r in bad.itertuples()]
-        raise AssertionError("\n".join(lines))
-    return table
+    return run_checks(_checks(definition, n, seed), f"measure {definition.id!r} (conformance)",
+                      raise_on_failure=raise_on_failure)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from coevidence.exceptions import OptionError
+
 __all__ = [
     "SMALL_SAMPLE",
     "WILD_WEIGHTS",
@@ -125,7 +127,7 @@ def _draw_weights(rng: np.random.Generator, kind: str, shape: tuple[int, int]) -
     if kind == "webb":
         pts = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
         return rng.choice(pts, size=shape)
-    raise ValueError(f"wild bootstrap weights must be one of {WILD_WEIGHTS}, got {kind!r}")
+    raise OptionError(f"wild bootstrap weights must be one of {WILD_WEIGHTS}, got {kind!r}")
 
 
 def _boot_t(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from coevidence.exceptions import OptionError
 from coevidence.models.did._cs import Cells
 
 __all__ = [
@@ -199,7 +200,7 @@ def aggregate(
             W,
             W.mean(axis=1),
         )
-    raise ValueError(f"aggregation must be 'simple', 'event', 'group' or 'calendar', got {kind!r}")
+    raise OptionError(f"aggregation must be 'simple', 'event', 'group' or 'calendar', got {kind!r}")
 
 
 def se_from_inf(inf: np.ndarray) -> np.ndarray:
@@ -238,7 +239,7 @@ def multiplier_bootstrap(
     elif weights == "rademacher":
         v = rng.choice(np.array([-1.0, 1.0]), size=(reps, m))
     else:
-        raise ValueError(f"bootstrap weights must be 'mammen' or 'rademacher', got {weights!r}")
+        raise OptionError(f"bootstrap weights must be 'mammen' or 'rademacher', got {weights!r}")
     bres = np.sqrt(n) * (v @ inf_c) / n  # reps x m: sqrt(n) * mean(v * IF)
     q75, q25 = np.quantile(bres, [0.75, 0.25], axis=0)
     bsigma = (q75 - q25) / (stats.norm.ppf(0.75) - stats.norm.ppf(0.25))

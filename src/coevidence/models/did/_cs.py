@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coevidence.exceptions import ModelSpecificationError
+from coevidence.exceptions import ModelSpecificationError, OptionError
 
 __all__ = ["Cells", "cs_cells"]
 
@@ -114,7 +114,7 @@ def _cell_if(
         m3 = np.mean(w_c[:, None] * X, axis=0)
         inf_c = (w_c * resid - w_c * eta_c + lin_ps @ m2 - lin_ols @ m3) / w_c.mean()
         return eta_t - eta_c, inf_t - inf_c
-    raise ValueError(f"est_method must be 'dr', 'reg' or 'unconditional', got {method!r}")
+    raise OptionError(f"est_method must be 'dr', 'reg' or 'unconditional', got {method!r}")
 
 
 def cs_cells(

@@ -26,6 +26,7 @@ from coevidence.exceptions import (
     FewClustersWarning,
     MissingDataWarning,
     ModelSpecificationError,
+    OptionError,
     StudyValidationError,
 )
 from coevidence.models._shared.data import (
@@ -34,6 +35,15 @@ from coevidence.models._shared.data import (
     check_identifiers,
     check_outcome_variation,
     drop_missing,
+)
+from coevidence.models._shared.options import (
+    UNSET,
+    as_generator,
+    check_choice,
+    check_conf_level,
+    keyword_only,
+    refuse_ignored,
+    renamed,
 )
 from coevidence.models.did import _aggregate as agg
 from coevidence.models.did import _small as small
@@ -268,13 +278,13 @@ class _Engine:
         self, kind, *, level=None, balance_e=None, min_e=-np.inf, max_e=np.inf
     ) -> EffectTable:
         if kind not in ("simple", "event", "group", "calendar"):
-            raise ValueError(
+            raise OptionError(
                 f"aggregation must be 'simple', 'event', 'group' or 'calendar', got {kind!r}"
             )
         levels = self.levels if level is None else [level]
         for lv in levels:
             if lv not in self.levels:
-                raise ValueError(f"level {lv!r} is not a level of by={self.by!r}: {self.levels}")
+                raise OptionError(f"level {lv!r} is not a level of by={self.by!r}: {self.levels}")
         terms, ests, infs, extra, wts = [], [], [], [], []
         for lv in levels:
             a = self._agg_one(kind, lv, balance_e=balance_e, min_e=min_e, max_e=max_e)
@@ -346,24 +356,26 @@ class _Engine:
         )
 
 
+@renamed(bootstrap="bootstrap_reps")
+@keyword_only(2, ("unit", "time", "first_treated"))
 def fit_event_study(
     panel: pd.DataFrame,
     outcome: str,
+    *,
     unit: str = "org_id",
     time: str = "wave",
     first_treated: str = "first_treated",
-    *,
     estimator: str = "callaway_santanna",
-    control: str = "never_treated",
+    control: str = UNSET,
     anticipation: int = 0,
     covariates: Sequence[str] | None = None,
-    est_method: str = "dr",
-    base_period: str = "varying",
+    est_method: str = UNSET,
+    base_period: str = UNSET,
     by: str | None = None,
-    bootstrap: int | None = None,
-    bootstrap_weights: str = "mammen",
+    bootstrap_reps: int | None = None,
+    bootstrap_weights: str = UNSET,
     cluster: str | None = None,
-    seed: int | None = None,
+    seed: int | np.random.Generator | np.random.SeedSequence | None = UNSET,
     conf_level: float = 0.95,
     small_sample: str = "auto",
     df: str | float = "auto",
@@ -380,9 +392,10 @@ def fit_event_study(
         Period of first treatment per unit (constant within unit); NaN or inf for never-treated
         units (0 too, as in R ``did``, when 0 is before the first period).
     estimator : {"callaway_santanna", "sun_abraham", "two_stage", "twfe"}
-    control : {"never_treated", "not_yet_treated"}
+    control : {"never_treated", "not_yet_treated"}, default "never_treated"
         Comparison units for Callaway & Sant'Anna (the other estimators use every untreated
-        observation, or never-treated units for Sun & Abraham).
+        observation, or never-treated units for Sun & Abraham, so ``control``, ``est_method``
+        and ``base_period`` given with another estimator are an error).
     anticipation : int
         Periods before ``first_treated`` in which units may already react.
     covariates : list of str, optional
@@ -397,15 +410,18 @@ def fit_event_study(
         A unit-level column (e.g. ``"ta_model"``): effects are estimated separately for each
         level of treated units (sharing comparison units) so that ``result.compare("co_creation",
         "push")`` gives the difference with a standard error.
-    bootstrap : int, optional
+    bootstrap_reps : int, optional
         Multiplier-bootstrap draws; when given, every standard error is the bootstrap one and
-        ``EffectTable.frame()`` adds uniform (sup-t) bands. Default: analytic influence-function SEs.
-    bootstrap_weights : {"mammen", "rademacher"}
+        ``EffectTable.frame()`` adds uniform (sup-t) bands. Default: analytic influence-function
+        SEs. (``bootstrap=`` is the deprecated spelling.)
+    bootstrap_weights : {"mammen", "rademacher"}, default "mammen"
+        Multiplier weights (Mammen's two-point weights, as R ``did``). Only with
+        ``bootstrap_reps``; giving it (or ``seed``) without a bootstrap is an error.
     cluster : str, optional
         Cluster column (constant within unit), e.g. the TA provider that was randomised: analytic
         and bootstrap standard errors are then clustered on it (influence functions summed within
         clusters). Default: units.
-    seed : int, optional
+    seed : int, numpy.random.Generator or SeedSequence, optional
         Seed for the bootstrap (results are reproducible given the seed).
     conf_level : float
         Level of the uniform bands.
@@ -464,30 +480,42 @@ def fit_event_study(
     >>> es.info["n_clusters"], bool(es.aggregate("simple").tidy()["df"].iloc[0] <= 9)
     (10, True)
     """
+    check_choice("estimator", estimator, ESTIMATORS)
+    if estimator != "callaway_santanna":
+        refuse_ignored(
+            "fit_event_study",
+            {"control": control, "est_method": est_method, "base_period": base_period},
+            f"they apply to estimator='callaway_santanna' only, not {estimator!r}",
+        )
+    if bootstrap_reps is None:
+        refuse_ignored("fit_event_study", {"bootstrap_weights": bootstrap_weights, "seed": seed},
+                       "no bootstrap was asked for (give bootstrap_reps=...)")
+    control = "never_treated" if control is UNSET else control
+    est_method = "dr" if est_method is UNSET else est_method
+    base_period = "varying" if base_period is UNSET else base_period
+    bootstrap_weights = "mammen" if bootstrap_weights is UNSET else bootstrap_weights
+    seed = None if seed is UNSET else seed
+    as_generator(seed)  # the one seed convention: refuse anything else now
+    conf_level = check_conf_level(conf_level)
+    bootstrap = bootstrap_reps
     for name, val, allowed in (
-        ("estimator", estimator, ESTIMATORS),
         ("control", control, CONTROLS),
         ("est_method", est_method, ("dr", "reg")),
         ("base_period", base_period, ("varying", "universal")),
         ("bootstrap_weights", bootstrap_weights, ("mammen", "rademacher")),
     ):
-        if val not in allowed:
-            raise ValueError(f"{name} must be one of {list(allowed)}, got {val!r}")
-    if not isinstance(anticipation, (int, np.integer)) or anticipation < 0:
-        raise ValueError(f"anticipation must be a non-negative integer, got {anticipation!r}")
+        check_choice(name, val, allowed)
+    if (not isinstance(anticipation, (int, np.integer)) or isinstance(anticipation, bool)
+            or anticipation < 0):
+        raise OptionError(f"anticipation must be a non-negative integer, got {anticipation!r}")
     if bootstrap is not None and (not isinstance(bootstrap, (int, np.integer)) or bootstrap < 50):
-        raise ValueError(f"bootstrap must be None or a number of draws >= 50, got {bootstrap!r}")
-    if small_sample not in SMALL_SAMPLE:
-        raise ModelSpecificationError(
-            f"small_sample must be one of {list(SMALL_SAMPLE)}, got {small_sample!r}"
-        )
+        raise OptionError(
+            f"bootstrap_reps must be None or a number of draws >= 50, got {bootstrap!r}")
+    check_choice("small_sample", small_sample, SMALL_SAMPLE)
     if isinstance(df, str):
-        if df not in DF_OPTIONS:
-            raise ModelSpecificationError(
-                f"df must be one of {list(DF_OPTIONS)} or a positive number, got {df!r}"
-            )
+        check_choice("df", df, DF_OPTIONS)
     elif not isinstance(df, numbers.Real) or isinstance(df, bool) or not df > 0:
-        raise ModelSpecificationError(
+        raise OptionError(
             f"df must be one of {list(DF_OPTIONS)} or a positive number, got {df!r}"
         )
     if estimator != "callaway_santanna" and (small_sample == "cr2" or df == "bm"):
@@ -707,8 +735,6 @@ def fit_event_study(
         )
         twfe = None
     else:
-        if control != "never_treated":
-            notes.append(f"control={control!r} applies to Callaway & Sant'Anna only; ignored")
         lp = LongPanel(
             data[outcome].to_numpy(dtype=float),
             ucode,

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coevidence.results.base import ResultBase, tidy_frame
+from coevidence.results.base import (
+    ResultBase,
+    df_method_code,
+    freeze,
+    glance_frame,
+    read_only,
+    tidy_frame,
+)
 
 __all__ = ["EffectTable", "EventStudyDiagnostics", "EventStudyResult"]
 
@@ -52,6 +59,29 @@ class EventStudyDiagnostics:
     pretrend: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # read-only mappings: the diagnostics of a result cannot be changed
+        object.__setattr__(self, "cohort_sizes", freeze(dict(self.cohort_sizes)))
+        object.__setattr__(self, "pretrend", freeze(dict(self.pretrend)))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+
+_DF_CHOICE = {"bm": "bell_mccaffrey", "cluster": "g_minus_1", "normal": "z", "fixed": "fixed"}
+
+
+def _codes(info: dict[str, Any]) -> tuple[str, str]:
+    """(cov_type, df_method) option codes of an event-study fit's ``info``."""
+    se = str(info.get("se_type", ""))
+    if se.startswith("multiplier bootstrap"):
+        cov = "multiplier_bootstrap"
+    elif info.get("small_sample") == "cr2":
+        cov = "cr2"
+    else:
+        cov = "clustered"
+    choice = info.get("df_choice")
+    df = _DF_CHOICE.get(choice) if choice else None
+    return cov, df or df_method_code(info.get("df_method"))
+
 
 class EffectTable(ResultBase):
     """A table of effects with standard errors (aggregations, contrasts).
@@ -82,23 +112,48 @@ class EffectTable(ResultBase):
         extra: pd.DataFrame | None = None,
         crit_uniform: float | np.ndarray | None = None,
         df: np.ndarray | float = np.inf,
+        conf_level: float | None = None,
     ) -> None:
         self.title = title
-        self.terms = list(terms)
-        self.estimate = np.asarray(estimate, dtype=float)
-        self.std_error = np.asarray(std_error, dtype=float)
-        self.df = np.broadcast_to(np.asarray(df, dtype=float), self.estimate.shape).copy()
-        self.df.setflags(write=False)
-        self.info = dict(info)
-        self.extra = extra.reset_index(drop=True) if extra is not None else None
-        self.crit_uniform = crit_uniform
+        self._terms = tuple(terms)
+        self.estimate = read_only(np.asarray(estimate, dtype=float))
+        self.std_error = read_only(np.asarray(std_error, dtype=float))
+        self.df = read_only(np.broadcast_to(np.asarray(df, dtype=float), self.estimate.shape))
+        self.info = freeze(dict(info))
+        self._extra = extra.reset_index(drop=True) if extra is not None else None
+        self.crit_uniform = (
+            read_only(crit_uniform) if isinstance(crit_uniform, np.ndarray) else crit_uniform
+        )
+        level = conf_level if conf_level is not None else info.get("conf_level", 0.95)
+        self.conf_level = float(level)
         self._freeze()
 
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
-        """One row per effect; pointwise t (or z) intervals (uniform bands: ``frame()``)."""
-        return tidy_frame(self.terms, self.estimate, self.std_error, self.df, conf_level)
+    @property
+    def terms(self) -> list[str]:
+        """Term labels (a new list on every access)."""
+        return list(self._terms)
 
-    def frame(self, conf_level: float = 0.95) -> pd.DataFrame:
+    @property
+    def extra(self) -> pd.DataFrame | None:
+        """Descriptive columns (event time, group, level, ...), a copy, or None."""
+        return None if self._extra is None else self._extra.copy()
+
+    def _at_level(self, conf_level: float) -> EffectTable:
+        """A copy whose stored confidence level is ``conf_level``."""
+        if conf_level == self.conf_level:
+            return self
+        return EffectTable(
+            title=self.title, terms=list(self._terms), estimate=self.estimate,
+            std_error=self.std_error, info=dict(self.info), extra=self._extra,
+            crit_uniform=self.crit_uniform, df=self.df, conf_level=conf_level,
+        )
+
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
+        """One row per effect; pointwise t (or z) intervals (uniform bands: ``frame()``)."""
+        return tidy_frame(self._terms, self.estimate, self.std_error, self.df,
+                          self._level(conf_level))
+
+    def frame(self, conf_level: float | None = None) -> pd.DataFrame:
         """``tidy()`` plus descriptive columns (event time, group, level, uniform band).
 
         The uniform (sup-t) band's bootstrap critical value is multiplied by ``t_df / z`` at
@@ -106,8 +161,8 @@ class EffectTable(ResultBase):
         pointwise interval with few clusters.
         """
         out = self.tidy(conf_level)
-        if self.extra is not None:
-            out = pd.concat([out, self.extra], axis=1)
+        if self._extra is not None:
+            out = pd.concat([out, self._extra], axis=1)
         crit = self.crit_uniform
         if crit is not None and np.all(np.isfinite(crit)):
             out["uniform_low"] = self.estimate - crit * self.std_error
@@ -115,8 +170,16 @@ class EffectTable(ResultBase):
         return out
 
     def glance(self) -> pd.DataFrame:
-        """One row of settings (estimator, control group, se type, ...)."""
-        return pd.DataFrame([{"title": self.title, **self.info}])
+        """One row: the common keys, then the settings (title, control group, se type, ...)."""
+        i = self.info
+        cov, dfm = _codes(i)
+        rest = _settings(i)
+        return glance_frame(
+            estimator=i.get("estimator"), outcome=i.get("outcome"), nobs=i.get("n_obs"),
+            cov_type=cov, df_method=dfm, title=self.title,
+            **({f"n_groups_{i['unit']}": i["n_units"]} if "unit" in i and "n_units" in i else {}),
+            **rest, df_method_description=i.get("df_method"), conf_level=self.conf_level,
+        )
 
     def summary(self) -> str:
         """Title, estimator, covariance (analytic IF or multiplier bootstrap), df, table."""
@@ -151,7 +214,9 @@ class EventStudyResult(ResultBase):
         self, *, engine: Any, info: dict[str, Any], diagnostics: EventStudyDiagnostics
     ) -> None:
         self._engine = engine  # coevidence.models.did.event_study._Engine
-        self.info = dict(info)
+        self.info = freeze(dict(info))
+        inference = getattr(engine, "inference", None)
+        self.conf_level = float(getattr(inference, "conf_level", info.get("conf_level", 0.95)))
         self.estimator = info["estimator"]
         self.control = info.get("control")
         self.anticipation = info.get("anticipation")
@@ -163,9 +228,9 @@ class EventStudyResult(ResultBase):
         """Group-time effects with level, group, time, event_time, SE, df, reference flag, sizes."""
         return self._engine.gt_frame()
 
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
         """Group-time effects (reference cells, fixed at 0, are left out)."""
-        return self._engine.gt_table().tidy(conf_level)
+        return self._engine.gt_table().tidy(self._level(conf_level))
 
     def aggregate(
         self,
@@ -186,7 +251,7 @@ class EventStudyResult(ResultBase):
         """
         return self._engine.aggregate(
             kind, level=level, balance_e=balance_e, min_e=min_e, max_e=max_e
-        )
+        )._at_level(self.conf_level)
 
     def compare(self, level_a: object, level_b: object, kind: str = "simple") -> EffectTable:
         """Difference ``level_a - level_b`` of overall aggregated effects between ``by`` levels.
@@ -194,7 +259,7 @@ class EventStudyResult(ResultBase):
         Both come from one fit sharing the comparison units, so the SE uses the joint influence
         function (the covariance between the two is accounted for).
         """
-        return self._engine.compare(level_a, level_b, kind)
+        return self._engine.compare(level_a, level_b, kind)._at_level(self.conf_level)
 
     def pretrend_test(self) -> dict[str, float]:
         """Wald test that every pre-treatment effect is zero (did's pre-test of parallel trends).
@@ -207,16 +272,26 @@ class EventStudyResult(ResultBase):
     def glance(self) -> pd.DataFrame:
         """One row: estimator, control group, anticipation, sizes, SE type, pre-trend test."""
         d = self.diagnostics
-        row = {
-            **{k: v for k, v in self.info.items() if not isinstance(v, (list, dict, tuple))},
-            "n_units": d.n_units,
-            "n_obs": d.n_obs,
-            "pretrend_statistic": d.pretrend.get("statistic"),
-            "pretrend_df": d.pretrend.get("df"),
-            "pretrend_p_value": d.pretrend.get("p_value"),
-            "pretrend_test": d.pretrend.get("test", "chi2"),
-        }
-        return pd.DataFrame([row])
+        i = self.info
+        cov, dfm = _codes(i)
+        rest = _settings(i)
+        return glance_frame(
+            estimator=self.estimator,
+            outcome=i.get("outcome"),
+            nobs=d.n_obs,
+            cov_type=cov,
+            df_method=dfm,
+            **{f"n_groups_{i.get('unit', 'unit')}": d.n_units},
+            **rest,
+            df_method_description=i.get("df_method"),
+            n_units=d.n_units,
+            n_obs=d.n_obs,  # the name event-study results used before the common contract
+            pretrend_statistic=d.pretrend.get("statistic"),
+            pretrend_df=d.pretrend.get("df"),
+            pretrend_p_value=d.pretrend.get("p_value"),
+            pretrend_test=d.pretrend.get("test", "chi2"),
+            conf_level=self.conf_level,
+        )
 
     def summary(self) -> str:
         """Estimator, control group, SE method, sample sizes, pre-test and the overall ATT."""
@@ -266,3 +341,9 @@ class EventStudyResult(ResultBase):
         for note in d.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)
+
+
+def _settings(info) -> dict:
+    """The scalar settings of ``info`` that are not among the common glance keys."""
+    return {k: v for k, v in info.items() if not isinstance(v, (list, dict, tuple))
+            and k not in ("estimator", "outcome", "nobs", "cov_type", "df_method")}

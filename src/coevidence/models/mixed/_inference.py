@@ -323,9 +323,22 @@ def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_block: int = 5000):
             U += W[r, s] * (Q[r, s] - P[r] @ Phi @ P[s])
     vcov_adj = Phi + 2 * Phi @ U @ Phi
 
-    def df_for(L: np.ndarray) -> tuple[float, float]:
-        """(denominator df, F scaling) for ``L beta = 0``, as pbkrtest's ``Lb_ddf`` (which
-        lmerTest uses for ``ddf="Kenward-Roger"``: Theta from the unadjusted covariance)."""
+    return vcov_adj, KenwardRogerDF(Phi, P, W)
+
+
+class KenwardRogerDF:
+    """(denominator df, F scaling) for ``L beta = 0``, as pbkrtest's ``Lb_ddf`` (which
+    lmerTest uses for ``ddf="Kenward-Roger"``: Theta from the unadjusted covariance).
+
+    A plain object holding the pieces (picklable, unlike a closure).
+    """
+
+    def __init__(self, Phi: np.ndarray, P: list, W: np.ndarray) -> None:  # noqa: N803
+        self.Phi, self.P, self.W = Phi, P, W
+
+    def __call__(self, L: np.ndarray) -> tuple[float, float]:
+        Phi, P, W = self.Phi, self.P, self.W  # noqa: N806
+        m = len(P)
         L = np.atleast_2d(np.asarray(L, dtype=float))  # noqa: N806
         q = np.linalg.matrix_rank(L)
         Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)  # noqa: N806
@@ -345,5 +358,3 @@ def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_block: int = 5000):
         ddf = 4 + (q + 2) / (q * rho - 1)
         scale = 1.0 if abs(ddf - 2) < 1e-2 else ddf * (1 - A2 / q) / (ddf - 2)
         return float(ddf), float(scale)
-
-    return vcov_adj, df_for

@@ -20,7 +20,9 @@ from coevidence.exceptions import (
     BoundaryFitWarning,
     FitWarning,
     ModelSpecificationError,
+    OptionError,
 )
+from coevidence.models._shared.options import keyword_only
 from coevidence.models.mixed._engine import EngineFit, MixedProblem
 from coevidence.models.mixed.formula import FormulaInfo, build_problem
 from coevidence.models.mixed.results import MixedDiagnostics, MixedResult, _Inference
@@ -48,7 +50,7 @@ def _choose_engine(problem: MixedProblem, engine: str):
     from coevidence.models.mixed._sm import StatsmodelsEngine
 
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        raise OptionError(f"engine must be one of {ENGINES}, got {engine!r}")
     note = ""
     if engine in ("auto", "fast"):
         fast, note = _fast_engine()
@@ -69,9 +71,11 @@ def _choose_engine(problem: MixedProblem, engine: str):
     return sm, note
 
 
+@keyword_only(2, ("reml", "engine", "df_method", "cov_type", "cluster", "conf_level"))
 def fit_mixed(
     formula: str,
     data: pd.DataFrame,
+    *,
     reml: bool = True,
     engine: str = "auto",
     df_method: str = "satterthwaite",
@@ -168,15 +172,15 @@ def _fit_mixed(
 ) -> MixedResult:
     """:func:`fit_mixed` without the design-df guard (callers run it themselves)."""
     if df_method not in DF_METHODS:
-        raise ValueError(f"df_method must be one of {DF_METHODS}, got {df_method!r}")
+        raise OptionError(f"df_method must be one of {DF_METHODS}, got {df_method!r}")
     if cov_type not in COV_TYPES:
-        raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
+        raise OptionError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
     if not 0 < conf_level < 1:
-        raise ValueError(f"conf_level must be in (0, 1), got {conf_level!r}")
+        raise OptionError(f"conf_level must be in (0, 1), got {conf_level!r}")
     if df_method == "kenward_roger" and not reml:
         raise ModelSpecificationError("Kenward-Roger df are defined for REML fits; use reml=True")
     if cluster is not None and cov_type != "cr2":
-        raise ValueError("cluster= is only used with cov_type='cr2'")
+        raise OptionError("cluster= is only used with cov_type='cr2'")
     problem, info = build_problem(formula, data, reml=reml)
     eng, note = _choose_engine(problem, engine)
     fit: EngineFit = eng.fit(problem)
@@ -253,17 +257,37 @@ def _inference(fit, problem, info: FormulaInfo, sat, df_method, cov_type, cluste
         return _Inference("bell_mccaffrey", "cr2", rob.vcov, dfs, rob.df)
     vcov = np.asarray(fit.vcov_beta)
     if df_method == "satterthwaite":
-        return _Inference(df_method, "model", vcov, sat.df(eye), lambda L: sat.df_f(L))
+        return _Inference(df_method, "model", vcov, sat.df(eye), sat.df_f)
     if df_method == "kenward_roger":
         ev = LMMEvaluator(problem)
         vadj, df_fn = kenward_roger(ev, fit.varpar)
         dfs = np.array([df_fn(row)[0] for row in eye])
         return _Inference(df_method, "model (Kenward-Roger adjusted)", vadj, dfs,
-                          lambda L: df_fn(L)[0])
+                          _FirstOf(df_fn))
     if df_method == "residual":
         d = float(len(problem.y) - p)
-        return _Inference(df_method, "model", vcov, np.full(p, d), lambda L: d)
-    return _Inference("z", "model", vcov, np.full(p, np.inf), lambda L: np.inf)
+        return _Inference(df_method, "model", vcov, np.full(p, d), _ConstantDF(d))
+    return _Inference("z", "model", vcov, np.full(p, np.inf), _ConstantDF(np.inf))
+
+
+class _ConstantDF:
+    """The same df for every contrast (residual df, or infinity for z tests); picklable."""
+
+    def __init__(self, df: float) -> None:
+        self.df = float(df)
+
+    def __call__(self, L: np.ndarray) -> float:
+        return self.df
+
+
+class _FirstOf:
+    """The df of a (df, F scale) pair returned by ``fn``; picklable."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self, L: np.ndarray) -> float:
+        return self.fn(L)[0]
 
 
 def _cluster_codes(problem: MixedProblem, info: FormulaInfo, cluster: str | None) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from coevidence.exceptions import ModelSpecificationError
+from coevidence.exceptions import ModelSpecificationError, OptionError
 from coevidence.models.mixed.results import MixedResult, _fixed_variables
 from coevidence.results.base import wald_tests
 
@@ -539,10 +539,10 @@ def adjust_pvalues(pvalues, method: str = "holm") -> np.ndarray:
 
     methods = {"holm": "holm", "bh": "fdr_bh"}
     if method not in methods:
-        raise ValueError(f"method must be 'holm' or 'bh', got {method!r}")
+        raise OptionError(f"method must be 'holm' or 'bh', got {method!r}")
     p = np.asarray(pvalues, dtype=float)
     if p.size == 0:
         return p
     if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
-        raise ValueError(f"p values must be in [0, 1]; got {p.tolist()}")
+        raise OptionError(f"p values must be in [0, 1]; got {p.tolist()}")
     return multipletests(p, method=methods[method])[1]

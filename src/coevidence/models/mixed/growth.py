@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from coevidence.exceptions import ModelSpecificationError
+from coevidence.exceptions import ModelSpecificationError, OptionError
+from coevidence.models._shared.options import keyword_only
 from coevidence.models.mixed.results import MixedResult
 
 __all__ = ["DesignInfo", "GrowthSpec", "assignment_level", "fit_growth", "growth_formula"]
@@ -310,9 +311,12 @@ def assignment_level(
     )
 
 
+@keyword_only(2, ("time", "arm", "reference", "levels", "random_slope", "time_coding",
+                  "covariates"))
 def fit_growth(
     panel: pd.DataFrame,
     outcome: str,
+    *,
     time: str = "time",
     arm: str = "ta_model",
     reference: str = "push",
@@ -320,12 +324,12 @@ def fit_growth(
     random_slope: bool | str = True,
     time_coding: str = "linear",
     covariates: Sequence[str] | str | None = None,
-    *,
     assigned_at: str | None = None,
     design=None,
     random_slopes: Mapping[str, bool | str] | None = None,
     random_effects: str | None = None,
     between_df: str = "auto",
+    conf_level: float = 0.95,
     **fit_kwargs,
 ) -> MixedResult:
     """Fit a multilevel growth model comparing TA models over time, design-aware.
@@ -376,10 +380,12 @@ def fit_growth(
         have fallen back towards the number of repeated units; otherwise the ``df_method``'s
         df, as lmerTest reports them;
         ``"model"``: the ``df_method``'s df unchanged.
+    conf_level : float, default 0.95
+        Level of the confidence intervals (kept by the result).
     **fit_kwargs
         Passed to :func:`~coevidence.models.mixed.api.fit_mixed` (``reml``, ``engine``,
-        ``df_method``, ``cov_type``, ``cluster``, ``conf_level``). With ``cov_type="cr2"`` the
-        default cluster is the assignment level.
+        ``df_method``, ``cov_type``, ``cluster``); anything else is refused. With
+        ``cov_type="cr2"`` the default cluster is the assignment level.
 
     Returns
     -------
@@ -469,9 +475,15 @@ def fit_growth(
         outcome, time, arm, levels, random_slope, time_coding, covariates,
         assigned_at=level, random_slopes=random_slopes, random_effects=random_effects,
     )
+    unknown = sorted(set(fit_kwargs) - {"reml", "engine", "df_method", "cov_type", "cluster"})
+    if unknown:
+        raise OptionError(
+            f"fit_growth got unexpected option(s) {unknown}; it passes reml, engine, df_method, "
+            "cov_type and cluster on to fit_mixed"
+        )
     if fit_kwargs.get("cov_type") == "cr2" and fit_kwargs.get("cluster") is None and level:
         fit_kwargs = {**fit_kwargs, "cluster": level}
-    res = _fit_mixed(formula, data, stacklevel=4, **fit_kwargs)
+    res = _fit_mixed(formula, data, stacklevel=4, conf_level=conf_level, **fit_kwargs)
     plan = tuple(_slope_plan(levels, level, random_slope, random_slopes)) if (
         random_effects is None) else ()
     res, design_info = _design_inference(res, data, level, source, reason, plan, time_coding,

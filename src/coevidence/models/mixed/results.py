@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from coevidence.results.base import ResultBase, _frame_html, tidy_frame
+from coevidence.results.base import ResultBase, _frame_html, glance_frame, tidy_frame
 
 __all__ = ["MixedDiagnostics", "MixedResult"]
 
@@ -68,6 +68,23 @@ class MixedDiagnostics:
         """True when nothing needs the user's attention."""
         return not self.messages
 
+    def __getattribute__(self, name: str) -> Any:
+        # frames and arrays come out as copies: the diagnostics of a result cannot be changed
+        value = object.__getattribute__(self, name)
+        if name in _COPIED_FIELDS:
+            return value.copy()
+        return value
+
+
+_COPIED_FIELDS = frozenset({"attempts", "boundary", "hessian_eigenvalues"})
+
+#: ``cov_type`` codes of mixed results and their descriptions in ``summary()``.
+_COV_LABEL = {
+    "model": "model",
+    "cr2": "cr2",
+    "kenward_roger": "model (Kenward-Roger adjusted)",
+}
+
 
 @dataclass(frozen=True)
 class _Inference:
@@ -88,7 +105,7 @@ class _DfBound:
     caps: np.ndarray
 
     def __call__(self, L: np.ndarray) -> float:
-        L = np.atleast_2d(np.asarray(L, dtype=float))  # noqa: N806
+        L = np.atleast_2d(np.asarray(L, dtype=float))
         d = float(self.base(L if L.shape[0] > 1 else L[0]))
         hit = np.any(np.abs(L[:, self.idx]) > 0, axis=0)
         if hit.any():
@@ -133,11 +150,11 @@ class MixedResult(ResultBase):
         self.formula: str = info.formula
         self.reml: bool = problem.reml
         self.engine: str = fit.engine
-        self.nobs: int = int(len(problem.y))
+        self.nobs: int = len(problem.y)
         self.conf_level: float = float(conf_level)
         self.diagnostics: MixedDiagnostics = diagnostics
         self.df_method: str = inference.df_method
-        self.cov_type: str = inference.cov_type
+        self.cov_type: str = _cov_code(inference.cov_type)
         self.growth = growth
         self._freeze()
 
@@ -210,7 +227,7 @@ class MixedResult(ResultBase):
         >>> res.tidy(conf_level=0.9).columns.tolist()[:3]
         ['term', 'estimate', 'std_error']
         """
-        level = self.conf_level if conf_level is None else float(conf_level)
+        level = self._level(conf_level)
         est = self._fit.beta
         se = np.sqrt(np.diag(self._inf.vcov))
         return tidy_frame(self._problem.fixed_names, est, se, self._inf.df, level)
@@ -228,7 +245,7 @@ class MixedResult(ResultBase):
         """One row: nobs, groups per level, log-likelihood, AIC, BIC, REML, convergence, etc."""
         ll = float(self._fit.loglik)
         k = self.n_params
-        row: dict[str, Any] = {"nobs": self.nobs}
+        row: dict[str, Any] = {}
         for g, n in self._ngroups.items():
             row[f"n_groups_{g}"] = n
         row.update(
@@ -244,13 +261,19 @@ class MixedResult(ResultBase):
                 "optimizer": self._fit.attempts[self._fit.chosen].optimizer
                 if self._fit.attempts
                 else "",
-                "df_method": self.df_method,
-                "cov_type": self.cov_type,
                 "engine": self.engine,
                 "n_dropped": int(self._info.n_dropped),
+                "conf_level": self.conf_level,
             }
         )
-        return pd.DataFrame([row])
+        return glance_frame(
+            estimator="reml" if self.reml else "ml",
+            outcome=getattr(self._info, "outcome", None),
+            nobs=self.nobs,
+            cov_type=self.cov_type,
+            df_method=self.df_method,
+            **row,
+        )
 
     def variance_components(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(VarCorr(m))``: group, term1, term2, vcov, sdcor.
@@ -357,9 +380,9 @@ class MixedResult(ResultBase):
         data = self._info.data if newdata is None else newdata
         index = self._info.row_index if newdata is None else newdata.index
         if newdata is None:
-            X = self._problem.X  # noqa: N806
+            X = self._problem.X
         else:
-            X = _fixed_matrix_for(self._info, newdata)  # noqa: N806
+            X = _fixed_matrix_for(self._info, newdata)
             need = [c for c in self._info.data.columns
                     if c != self._info.outcome and c not in newdata.columns
                     and (level == "conditional" or c not in self._info.group_columns)]
@@ -370,13 +393,14 @@ class MixedResult(ResultBase):
                     f"newdata lacks column(s) {need} used by the model {self.formula!r}"
                 )
         fitted = X @ self._fit.beta
-        var = np.einsum("ij,jk,ik->i", X, self._fit.vcov_beta, X)
+        # the covariance tidy() uses (model-based, Kenward-Roger adjusted or CR2)
+        var = np.einsum("ij,jk,ik->i", X, self._inf.vcov, X)
         re_var = np.zeros(len(X))
         for spec, t, modes, cv, cov in zip(
             self._info.random, self._problem.terms, self._fit.ranef, self._fit.ranef_condvar,
             self._fit.covariances,
         ):
-            Z, _ = random_matrix(spec.expr, _as_fitted_types(self._info.data, data))  # noqa: N806
+            Z, _ = random_matrix(spec.expr, _as_fitted_types(self._info.data, data))
             re_var += np.einsum("ij,jk,ik->i", Z, cov, Z)
             if level == "conditional":
                 labels = _group_labels(data, spec.factors)
@@ -410,7 +434,8 @@ class MixedResult(ResultBase):
         lines = [
             f"Linear mixed model fit by {crit} (engine: {self.engine})",
             f"Formula: {self.formula}",
-            f"Estimator: {'REML' if self.reml else 'ML'}; covariance type: {self.cov_type}; "
+            f"Estimator: {'REML' if self.reml else 'ML'}; covariance type: "
+            f"{_COV_LABEL.get(self.cov_type, self.cov_type)}; "
             f"df method: {self.df_method}",
             "",
             f"{'REML criterion' if self.reml else 'deviance'}: {self._fit.objective:.4f}   "
@@ -445,11 +470,11 @@ class MixedResult(ResultBase):
             lines.append("Fit: converged, not singular, Hessian positive definite.")
         return "\n".join(lines)
 
-    def _repr_html_(self) -> str:
+    def _html(self) -> str:
         parts = [
             "<div class='coevidence-result'><strong>MixedResult</strong>",
             f"<p>{html.escape(self.formula)}<br>estimator: {'REML' if self.reml else 'ML'}; "
-            f"covariance type: {html.escape(self.cov_type)}; df method: "
+            f"covariance type: {html.escape(_COV_LABEL.get(self.cov_type, self.cov_type))}; df method: "
             f"{html.escape(self.df_method)}; engine: {html.escape(self.engine)}</p>",
             (f"<p>{html.escape(self.growth.design.describe())}</p>"
              if getattr(self.growth, "design", None) is not None else ""),
@@ -462,6 +487,12 @@ class MixedResult(ResultBase):
             parts.append(f"<p><strong>Fit problems</strong></p><ul>{items}</ul>")
         parts.append("</div>")
         return "".join(parts)
+
+
+def _cov_code(text: str) -> str:
+    if "kenward" in text.lower():
+        return "kenward_roger"
+    return text.split(" ")[0]
 
 
 def _as_fitted_types(fitted: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:

@@ -21,13 +21,11 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
 from coevidence.exceptions import ModelSpecificationError
-from coevidence.results.base import ResultBase, _frame_html, tidy_frame
+from coevidence.results.base import ResultBase, _frame_html, glance_frame, tidy_frame
 
 __all__ = ["TwoStageResult", "fit_growth_two_stage"]
 
@@ -59,7 +57,7 @@ class TwoStageResult(ResultBase):
         self.welch: bool = bool(welch)
         self.conf_level: float = float(conf_level)
         self.n_obs: int = int(n_obs)
-        self.n_clusters: int = int(len(slopes))
+        self.n_clusters: int = len(slopes)
         self.dropped_clusters: tuple[str, ...] = tuple(dropped)
         self._freeze()
 
@@ -103,17 +101,22 @@ class TwoStageResult(ResultBase):
 
     def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
         """Slope per arm and the difference(s) from the reference arm, with t tests and CIs."""
-        level = self.conf_level if conf_level is None else float(conf_level)
+        level = self._level(conf_level)
         names, est, se, df = self._rows()
         return tidy_frame(names, est, se, df, level)
 
     def glance(self) -> pd.DataFrame:
-        """One row: clusters, observations, test, confidence level."""
-        return pd.DataFrame([{
+        """One row: the common keys (estimator ``"two_stage"``; ``cov_type``/``df_method``
+        ``"pooled"``/``"residual"`` or ``"welch"``/``"welch"``), then clusters, test, level."""
+        return glance_frame(
+            estimator="two_stage", outcome=self.outcome, nobs=self.n_obs,
+            cov_type="welch" if self.welch else "pooled",
+            df_method="welch" if self.welch else "residual",
+            **{f"n_groups_{self.cluster}": self.n_clusters,
             "n_obs": self.n_obs, "n_clusters": self.n_clusters, "cluster": self.cluster,
             "test": "welch" if self.welch else "pooled t", "conf_level": self.conf_level,
-            "n_dropped_clusters": len(self.dropped_clusters),
-        }])
+            "n_dropped_clusters": len(self.dropped_clusters)},
+        )
 
     def summary(self) -> str:
         """Text: stage 1 counts, stage 2 tests."""
@@ -128,7 +131,7 @@ class TwoStageResult(ResultBase):
         lines += ["", self.tidy().to_string(index=False, float_format=lambda v: f"{v:.5g}")]
         return "\n".join(lines)
 
-    def _repr_html_(self) -> str:
+    def _html(self) -> str:
         return ("<div class='coevidence-result'><strong>TwoStageResult</strong>"
                 f"<p>{self.summary().splitlines()[0]}</p>{_frame_html(self.tidy())}</div>")
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from coevidence.exceptions import ModelSpecificationError
-from coevidence.results.base import TIDY_COLUMNS, ResultBase
+from coevidence.results.base import TIDY_COLUMNS, ResultBase, glance_frame
 
 __all__ = ["RandomizationResult", "randomization_test"]
 
@@ -118,7 +118,7 @@ class RandomizationResult(ResultBase):
         self.observed = float(observed)
         self.p_value = float(p_value)
         self.distribution = dist
-        self.n_permutations = int(len(dist))
+        self.n_permutations = len(dist)
         self.n_assignments = int(n_assignments)
         self.exact = bool(exact)
         self.seed = seed
@@ -141,9 +141,11 @@ class RandomizationResult(ResultBase):
         p = self.p_value
         return float(np.sqrt(p * (1 - p) / self.n_permutations))
 
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
         """One row with :data:`~coevidence.results.base.TIDY_COLUMNS`: the observed estimate, its
-        model SE (if any), the observed statistic and the randomisation p value (no df or CI)."""
+        model SE (if any), the observed statistic and the randomisation p value (no df or CI,
+        whatever ``conf_level``)."""
+        self._level(conf_level)
         return pd.DataFrame(
             [
                 {
@@ -160,27 +162,17 @@ class RandomizationResult(ResultBase):
         )[list(TIDY_COLUMNS)]
 
     def glance(self) -> pd.DataFrame:
-        """One row: method, statistic, alternative, exactness, counts, seed, MC error."""
-        return pd.DataFrame(
-            [
-                {
-                    "method": "randomization test (cluster re-randomisation)",
-                    "term": self.term,
-                    "statistic_type": self.statistic,
-                    "alternative": self.alternative,
-                    "p_value": self.p_value,
-                    "exact": self.exact,
-                    "n_permutations": self.n_permutations,
-                    "n_assignments": self.n_assignments,
-                    "seed": self.seed,
-                    "mc_error": self.mc_error,
-                    "arm": ", ".join(self.arm),
-                    "cluster": self.cluster,
-                    "strata": self.strata,
-                    "n_clusters": self.n_clusters,
-                    "n_warnings": self.n_warnings,
-                }
-            ]
+        """One row: the common keys (estimator and ``cov_type``/``df_method``
+        ``"randomization"``; ``nobs`` unknown (None); clusters permuted as ``n_groups_<cluster>``),
+        then method, statistic, alternative, exactness, counts, seed, MC error."""
+        return glance_frame(
+            estimator="randomization",
+            outcome=None,
+            nobs=None,
+            cov_type="randomization",
+            df_method="randomization",
+            **{f"n_groups_{self.cluster}": self.n_clusters},
+            method="randomization test (cluster re-randomisation)", term=self.term, statistic_type=self.statistic, alternative=self.alternative, p_value=self.p_value, exact=self.exact, n_permutations=self.n_permutations, n_assignments=self.n_assignments, seed=self.seed, mc_error=self.mc_error, arm=", ".join(self.arm), cluster=self.cluster, strata=self.strata, n_clusters=self.n_clusters, n_warnings=self.n_warnings,
         )
 
     def summary(self) -> str:

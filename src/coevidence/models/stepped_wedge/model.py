@@ -38,6 +38,7 @@ from coevidence.exceptions import (
     BoundaryFitWarning,
     FewClustersWarning,
     ModelSpecificationError,
+    OptionError,
     StudyValidationError,
 )
 from coevidence.models._shared import covariance as pc
@@ -46,6 +47,14 @@ from coevidence.models._shared.data import (
     check_columns,
     check_outcome_variation,
     drop_missing,
+)
+from coevidence.models._shared.options import (
+    UNSET,
+    check_choice,
+    check_conf_level,
+    keyword_only,
+    refuse_ignored,
+    renamed,
 )
 from coevidence.models.did._regression import _twoway_resid
 from coevidence.models.panel.model import FEW_CLUSTERS, _dummies, _orth
@@ -81,7 +90,7 @@ def _check_clusters(
         raise ModelSpecificationError(
             f"with cluster fixed effects and only {G} clusters of {unit!r} the cluster-robust "
             "variance is degenerate (identically 0): use cluster_effects='random' (model-based, "
-            "Satterthwaite df) or cov='unadjusted', and read the result with caution"
+            "Satterthwaite df) or cov_type='unadjusted', and read the result with caution"
         )
     return n_cross
 
@@ -140,19 +149,22 @@ def _exposure(
     return np.where(np.isnan(s), 0.0, np.where(pos >= s, pos - np.nan_to_num(s) + 1, 0.0))
 
 
+@renamed(period="time", cov="cov_type")
+@keyword_only(2, ("unit", "time"))
 def fit_stepped_wedge(
     panel: pd.DataFrame,
     outcome: str,
-    unit: str = "org_id",
-    period: str = "wave",
     *,
+    unit: str = "org_id",
+    time: str = "wave",
     treated: str | None = None,
     first_treated: str | None = None,
     model: str = "exposure_time",
     cluster_effects: str = "fixed",
-    cov: str = "cr2",
+    cov_type: str = UNSET,
     covariates: Sequence[str] | None = None,
     max_exposure: int | None = None,
+    conf_level: float = 0.95,
 ) -> SteppedWedgeResult:
     """Fit a stepped-wedge model with period fixed effects.
 
@@ -160,8 +172,9 @@ def fit_stepped_wedge(
     ----------
     panel : pandas.DataFrame
         Rows per cluster-period (or individuals within cluster-periods). Never modified.
-    outcome, unit, period : str
-        Outcome, cluster id and (numeric) period columns.
+    outcome, unit, time : str
+        Outcome, cluster id and (numeric) period columns (``period=`` is the deprecated
+        spelling of ``time=``).
     treated : str, optional
         0/1 column: the cluster is in the intervention condition in that period.
     first_treated : str, optional
@@ -171,13 +184,17 @@ def fit_stepped_wedge(
     cluster_effects : {"fixed", "random"}
         Fixed cluster intercepts with cluster-robust inference, or a random intercept (REML,
         :func:`coevidence.fit_mixed`) with t tests on Satterthwaite df.
-    cov : {"cr2", "clustered", "unadjusted"}
+    cov_type : {"cr2", "clustered", "unadjusted"}, default "cr2"
         For fixed cluster effects: CR2 with Satterthwaite df (default), CR1 with Stata's factor
-        and t(G - 1), or classical. Random cluster effects always use the model-based covariance.
+        and t(G - 1), or classical. Random cluster effects always use the model-based
+        covariance, so giving ``cov_type`` with ``cluster_effects="random"`` is an error
+        (``cov=`` is the deprecated spelling).
     covariates : list of str, optional
         Numeric adjustment covariates.
     max_exposure : int, optional
         Pool exposure times above this value into the last indicator.
+    conf_level : float, default 0.95
+        Level of the confidence intervals (kept by the result).
 
     Returns
     -------
@@ -192,7 +209,7 @@ def fit_stepped_wedge(
     Warns
     -----
     FewClustersWarning
-        Fewer than 6 clusters (any covariance), or CR1 (``cov="clustered"``) with fewer than 42.
+        Fewer than 6 clusters (any covariance), or CR1 (``cov_type="clustered"``) with fewer than 42.
 
     Examples
     --------
@@ -206,14 +223,17 @@ def fit_stepped_wedge(
     >>> round(res.lte, 1)
     2.0
     """
-    if model not in ("exposure_time", "immediate"):
-        raise ValueError(f"model must be 'exposure_time' or 'immediate', got {model!r}")
-    if cluster_effects not in ("fixed", "random"):
-        raise ValueError(f"cluster_effects must be 'fixed' or 'random', got {cluster_effects!r}")
-    if cov not in ("cr2", "clustered", "unadjusted"):
-        raise ValueError(f"cov must be 'cr2', 'clustered' or 'unadjusted', got {cov!r}")
+    period = time
+    conf_level = check_conf_level(conf_level)
+    check_choice("model", model, ("exposure_time", "immediate"))
+    check_choice("cluster_effects", cluster_effects, ("fixed", "random"))
+    if cluster_effects == "random":
+        refuse_ignored("fit_stepped_wedge", {"cov_type": cov_type},
+                       "random cluster effects always use the model-based covariance")
+    cov = "cr2" if cov_type is UNSET else cov_type
+    check_choice("cov_type", cov, ("cr2", "clustered", "unadjusted"))
     if (treated is None) == (first_treated is None):
-        raise ValueError(
+        raise OptionError(
             "give exactly one of treated= (0/1 column) or first_treated= (crossover period)"
         )
     covs = list(covariates or [])
@@ -318,7 +338,7 @@ def fit_stepped_wedge(
         and cov == "clustered"
     ):
         warnings.warn(
-            f"only {G} clusters (< {FEW_CLUSTERS}); CR1 tests over-reject: prefer cov='cr2'",
+            f"only {G} clusters (< {FEW_CLUSTERS}); CR1 tests over-reject: prefer cov_type='cr2'",
             FewClustersWarning,
             stacklevel=2,
         )
@@ -341,6 +361,7 @@ def fit_stepped_wedge(
             "max_exposure": S,
             "n_sequences": int(seq.nunique()),
             "n_dropped_missing": n_missing,
+            "conf_level": conf_level,
             **info.get("extra", {}),
         },
         notes=tuple(info.get("notes", ())),
@@ -449,10 +470,7 @@ def _fit_random(y, X, u, t, T):
     V = res.vcov.to_numpy()[np.ix_(idx, idx)]
     df = res.tidy()["df"].to_numpy()[idx]
 
-    def df_for(w: np.ndarray) -> float:
-        L = np.zeros(len(names))
-        L[idx] = w
-        return res.df_for(L)
+    df_for = _SubsetDF(res, len(names), idx)
 
     return (
         beta,
@@ -472,3 +490,16 @@ def _fit_random(y, X, u, t, T):
             },
         },
     )
+
+
+class _SubsetDF:
+    """Satterthwaite df of a contrast ``w`` of the coefficients at ``idx`` of a mixed fit
+    (a plain object, so results holding it pickle)."""
+
+    def __init__(self, res, n_coef: int, idx: list[int]) -> None:
+        self.res, self.n_coef, self.idx = res, n_coef, list(idx)
+
+    def __call__(self, w: np.ndarray) -> float:
+        L = np.zeros(self.n_coef)
+        L[self.idx] = w
+        return self.res.df_for(L)

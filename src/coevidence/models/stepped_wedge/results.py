@@ -6,7 +6,14 @@ from typing import Any
 
 import pandas as pd
 
-from coevidence.results.base import ResultBase, tidy_frame
+from coevidence.results.base import (
+    ResultBase,
+    cov_type_code,
+    df_method_code,
+    freeze,
+    glance_frame,
+    tidy_frame,
+)
 
 __all__ = ["SteppedWedgeResult"]
 
@@ -31,13 +38,14 @@ class SteppedWedgeResult(ResultBase):
         self, *, table: pd.DataFrame, info: dict[str, Any], notes: tuple[str, ...] = ()
     ) -> None:
         self._table = table.reset_index(drop=True)
-        self.info = dict(info)
+        self.info = freeze(dict(info))
         self.model = info["model"]
-        self.notes = notes
-        self.diagnostics = {
-            "notes": notes,
+        self.notes = tuple(notes)
+        self.conf_level = float(info.get("conf_level", 0.95))
+        self.diagnostics = freeze({
+            "notes": self.notes,
             **{k: v for k, v in info.items() if k.startswith(("sigma2", "icc", "converged", "n_"))},
-        }
+        })
         self._freeze()
 
     @property
@@ -50,15 +58,33 @@ class SteppedWedgeResult(ResultBase):
         """Long-term effect: the effect at the longest exposure time (exposure-time model)."""
         return float(self._table.set_index("term").loc["LTE", "estimate"])
 
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+    def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
         """One row per effect (exposure times, TATE, LTE or the single treatment effect)."""
         t = self._table
         return tidy_frame(t["term"], t["estimate"], t["std_error"], t["df"].to_numpy(float),
-                          conf_level)
+                          self._level(conf_level))
 
     def glance(self) -> pd.DataFrame:
-        """One row: model, cluster effects, covariance, df method, sizes."""
-        return pd.DataFrame([self.info])
+        """One row: the common keys (estimator ``"fixed_effects"`` or ``"reml"``, option codes),
+        clusters as ``n_groups_<unit>``, then model, cluster effects, sizes and the
+        covariance and df in words (``cov_type_description``, ``df_method_description``)."""
+        i = self.info
+        rest = {k: v for k, v in i.items()
+                if not callable(v) and not isinstance(v, (list, dict, tuple))
+                and k not in ("outcome", "cov_type", "df_method", "conf_level")}
+        unit = i.get("unit", "cluster")
+        return glance_frame(
+            estimator="reml" if i.get("cluster_effects") == "random" else "fixed_effects",
+            outcome=i.get("outcome"),
+            nobs=i.get("n_obs"),
+            cov_type=cov_type_code(i.get("cov_type")),
+            df_method=df_method_code(i.get("df_method")),
+            **{f"n_groups_{unit}": i.get("n_clusters")},
+            **rest,
+            cov_type_description=i.get("cov_type"),
+            df_method_description=i.get("df_method"),
+            conf_level=self.conf_level,
+        )
 
     def summary(self) -> str:
         """Model, estimands, covariance and df method, and the table of effects."""

@@ -114,6 +114,50 @@ def is_singular(fit: EngineFit, problem: MixedProblem, tol: float = SINGULAR_TOL
     return bool(np.any(np.asarray(fit.theta)[b] < lower[b] + tol))
 
 
+class _AtVarpar:
+    """``vcov(beta)`` or the (RE)ML criterion at given variance parameters (``EngineFit.vcov_at``
+    / ``objective_at`` of the fast engine).
+
+    A module-level callable rather than a closure so that fitted results pickle; the
+    precomputed structure and cross-products are dropped on pickling and rebuilt from the
+    problem on first use.
+    """
+
+    def __init__(self, engine: FastEngine, problem: MixedProblem, kind: str, struct=None,
+                 blocks=None) -> None:
+        self.engine = engine
+        self.problem = problem
+        self.kind = kind
+        self._struct = struct
+        self._blocks = blocks
+
+    def __getstate__(self) -> dict:
+        return {"engine": self.engine, "problem": self.problem, "kind": self.kind}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._struct = self._blocks = None
+
+    def _pieces(self):
+        if self._struct is None or self._blocks is None:
+            struct, _ = analyse(self.problem)
+            assert struct is not None
+            self._struct, self._blocks = struct, precompute(self.problem, struct)
+        return self._struct, self._blocks
+
+    def __call__(self, vp: np.ndarray):
+        struct, blocks = self._pieces()
+        f, s2 = self.engine._factor_at(self.problem, struct, blocks, vp)
+        if self.kind == "vcov":
+            p = blocks.p
+            if f is None or not f.ok:
+                return np.full((p, p), np.nan)
+            return s2 * linalg.cho_solve((f.Lm[:p, :p], True), np.eye(p))
+        if f is None:
+            return np.nan
+        return f.objective_sigma(blocks.n, bool(self.problem.reml), s2)
+
+
 class FastEngine:
     """Profiled REML/ML for nested (or single) grouping factors, vectorised over groups.
 
@@ -204,17 +248,8 @@ class FastEngine:
         ranef, condvar = self._ranef(problem, struct, fac, lams, beta_c, sigma2)
         varpar = self._varpar(problem, covs, sigma2)
 
-        def vcov_at(vp: np.ndarray) -> np.ndarray:
-            f, s2 = self._factor_at(problem, struct, blocks, vp)
-            if f is None or not f.ok:
-                return np.full((p, p), np.nan)
-            return s2 * linalg.cho_solve((f.Lm[:p, :p], True), np.eye(p))
-
-        def objective_at(vp: np.ndarray) -> float:
-            f, s2 = self._factor_at(problem, struct, blocks, vp)
-            if f is None:
-                return np.nan
-            return f.objective_sigma(n, reml, s2)
+        vcov_at = _AtVarpar(self, problem, "vcov", struct, blocks)
+        objective_at = _AtVarpar(self, problem, "objective", struct, blocks)
 
         return EngineFit(
             beta=beta,
