@@ -2,7 +2,7 @@
 
 What it measures
 ----------------
-Studies randomised by TA provider are simulated with numpy alone (``tests/mixed/growth_sim.py``,
+Studies randomised by TA provider are simulated with numpy alone (``tests/models/mixed/growth_sim.py``,
 independent of coevidence's own simulator): ``y = 3 + 0.05 t + d * cc * t + v0_p + v1_p t +
 u0_o + u1_o t + e`` with half the providers (at random) co-creation. On the *same* simulated
 datasets five analyses of the co-creation minus push difference in slopes ``d`` are run:
@@ -74,7 +74,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "mixed"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "models" / "mixed"))
 
 from growth_sim import provider_randomised_panel  # noqa: E402
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import panels
 
 import coevidence as cv
 from coevidence.data.decompose import within_between
@@ -106,22 +107,6 @@ def test_errors_name_table_column_and_value():
 
 
 # ----------------------------------------------------------------- properties
-
-values = st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
-
-
-@st.composite
-def panels(draw):
-    n = draw(st.integers(1, 40))
-    n_prov = draw(st.integers(1, 3))
-    orgs = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
-    x = draw(st.lists(values, min_size=n, max_size=n))
-    return pd.DataFrame({
-        "provider_id": [f"p{o % n_prov}" for o in orgs],  # orgs nested in providers
-        "org_id": [f"o{o}" for o in orgs],
-        "x": np.array([np.nan if v is None else v for v in x], dtype=float),
-    })
-
 
 def _close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6)

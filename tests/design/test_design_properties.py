@@ -7,11 +7,12 @@ import pytest
 hyp = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from strategies import iccs, r2s
 
 import coevidence as cv  # noqa: E402
 
-rho = st.floats(0.0, 0.45)
-r2 = st.floats(0.0, 0.9)
+rho = iccs
+r2 = r2s
 
 
 @settings(max_examples=60, deadline=None)

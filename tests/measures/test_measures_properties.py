@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from strategies import item_matrices, measure_definitions, wide_responses
 
 from coevidence.measures._rules import reverse_key
 from coevidence.measures.reliability import reliability
 from coevidence.measures.scoring import score
-from coevidence.testing.strategies import measure_definitions, wide_responses
 
 pytestmark = pytest.mark.usefixtures("quiet")
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -32,17 +32,6 @@ def test_reverse_keying_twice_is_identity(lo, width, data):
     once = reverse_key(x, lo, hi)
     assert np.all((np.isnan(x)) | ((once >= lo) & (once <= hi)))
     np.testing.assert_array_equal(reverse_key(once, lo, hi), x)
-
-
-@st.composite
-def item_matrices(draw):
-    n = draw(st.integers(4, 25))
-    k = draw(st.integers(2, 6))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    f = rng.normal(size=(n, 1))
-    x = np.clip(np.round(3 + f + rng.normal(size=(n, k))), 1, 5)
-    return pd.DataFrame(x, columns=[f"i{j}" for j in range(k)])
 
 
 @SETTINGS

@@ -134,7 +134,7 @@ def satterthwaite(
     Examples
     --------
     >>> import numpy as np
-    >>> # see tests/mixed for a check against lmerTest on sleepstudy
+    >>> # see tests/models/mixed for a check against lmerTest on sleepstudy
     """
     covs, s2 = covariances_from_varpar(varpar, sizes)
     x0 = np.append(theta_from(covs, s2), np.sqrt(s2))
@@ -222,7 +222,7 @@ def cr2(ev: LMMEvaluator, varpar: np.ndarray, clusters: np.ndarray) -> CR2:
 
     Examples
     --------
-    >>> # see tests/mixed/test_mixed_inference.py
+    >>> # see tests/models/mixed/test_mixed_inference.py
     """
     return CR2(ev, varpar, clusters)
 
@@ -255,7 +255,7 @@ def kenward_roger(ev: LMMEvaluator, varpar: np.ndarray, max_block: int = 5000):
 
     Examples
     --------
-    >>> # see tests/mixed/test_mixed_reference.py for checks against pbkrtest
+    >>> # see tests/models/mixed/test_mixed_reference.py for checks against pbkrtest
     """
     prob = ev.problem
     blocks = _blocks(ev)

@@ -1,7 +1,7 @@
 """Calibration of the headline analysis: the arm x time test of fit_growth's default model keeps
 its type I error and CI coverage in studies randomised by provider with provider slope variance.
 
-Studies are simulated with numpy alone (tests/mixed/growth_sim.py), 12 providers randomised 6/6,
+Studies are simulated with numpy alone (tests/models/mixed/growth_sim.py), 12 providers randomised 6/6,
 8 organisations each, 6 waves, provider slope SD 0.05, organisation slope SD 0.06. Before the
 design-aware default (slope random at the organisation only) the rejection rate was 0.20 and
 coverage 0.83 on this design; benchmarks/bench_growth_calibration.py prints the full table.

@@ -1,4 +1,4 @@
-"""Helpers for tests/mixed (a uniquely named module, not a conftest, to avoid clashes)."""
+"""Helpers for tests/models/mixed (a uniquely named module, not a conftest, to avoid clashes)."""
 
 
 def simulate_panel(seed=0, n_prov=8, orgs=6, waves=5, slope_diff=0.15, sd_slope=0.1,

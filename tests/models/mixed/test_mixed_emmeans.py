@@ -16,7 +16,7 @@ import pytest
 
 import coevidence as cv
 
-FIX = Path(__file__).parents[1] / "fixtures" / "emmeans"
+FIX = Path(__file__).parents[2] / "fixtures" / "emmeans"
 REF = json.loads((FIX / "emmeans_growth3.json").read_text())
 FORMULAS = {
     "M1": "y ~ time * ta_model + (1 + time | provider_id) + (1 + time | org_id)",

@@ -16,7 +16,7 @@ import pytest
 import coevidence as cv
 from coevidence.models.panel.covariance import default_maxlag
 
-FIX = Path(__file__).parents[1] / "fixtures" / "panel"
+FIX = Path(__file__).parents[2] / "fixtures" / "panel"
 REF = json.loads((FIX / "plm_unbalanced.json").read_text())["panels"]
 MODELS = {
     "within": {"estimator": "within"},

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fast"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "fast"
 
 # factor codings used by R when the fixtures were made (first level = reference)
 _CATEGORIES = {

@@ -12,7 +12,7 @@ from coevidence import fit_mixed
 from coevidence.exceptions import BoundaryFitWarning, MissingDataWarning
 from coevidence.models.mixed.datasets import load_dataset
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "mixed"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "mixed"
 
 
 def _models(name):

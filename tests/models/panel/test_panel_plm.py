@@ -13,7 +13,7 @@ import coevidence.exceptions
 from coevidence.datasets.panel import load_grunfeld
 from coevidence.exceptions import FewClustersWarning
 
-FIX = Path(__file__).parents[1] / "fixtures" / "panel"
+FIX = Path(__file__).parents[2] / "fixtures" / "panel"
 PLM = {m["model_id"]: m for m in json.loads((FIX / "grunfeld_plm.json").read_text())["models"]}
 PLM_TESTS = json.loads((FIX / "grunfeld_plm.json").read_text())["tests"]
 CR2 = json.loads((FIX / "grunfeld_cr2.json").read_text())["models"]

@@ -18,7 +18,7 @@ from coevidence.exceptions import DesignDfWarning
 from coevidence import fit_mixed
 from coevidence.models.mixed.datasets import load_dataset
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "mixed"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "mixed"
 pytest.importorskip("coevidence.models.mixed._fast", reason="fast engine not installed")
 
 

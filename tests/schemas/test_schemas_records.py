@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from _strategies_data import RECORD_STRATEGIES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from strategies import RECORD_STRATEGIES
 
 from coevidence.schemas import (
     Encounter,

@@ -10,7 +10,7 @@ import pytest
 import coevidence as cv
 from coevidence.datasets.panel import load_mpdta
 
-FIX = Path(__file__).parents[1] / "fixtures" / "panel"
+FIX = Path(__file__).parents[2] / "fixtures" / "panel"
 PUB = json.loads((FIX / "mpdta_published.json").read_text())
 PEER = json.loads((FIX / "peer_did.json").read_text())
 KW = {"unit": "countyreal", "time": "year", "first_treated": "first.treat"}

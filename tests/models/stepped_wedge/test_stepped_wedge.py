@@ -11,7 +11,7 @@ import coevidence as cv
 from coevidence.exceptions import FewClustersWarning, StudyValidationError
 from coevidence.results.base import TIDY_COLUMNS
 
-FIX = Path(__file__).parents[1] / "fixtures" / "panel"
+FIX = Path(__file__).parents[2] / "fixtures" / "panel"
 REF = json.loads((FIX / "sw_reference.json").read_text())
 KW = {"unit": "cluster", "time": "period", "first_treated": "start"}
 

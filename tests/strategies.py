@@ -1,9 +1,18 @@
-"""Hypothesis strategies for the foundation's records (shared by the data tests)."""
+"""The suite's one module of hypothesis strategies.
+
+Records of the foundation (providers ... engagements, designs: ``RECORD_STRATEGIES``), panels of
+a time-varying predictor with nested units (``panels``), item matrices with a common factor
+(``item_matrices``), design parameters (``iccs``, ``r2s``). Measure definitions and responses
+come from the public :mod:`coevidence.testing.strategies` (re-exported here), so measure
+authors and this suite draw from the same generators.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+import pandas as pd
 from hypothesis import strategies as st
 
 from coevidence.schemas import enums
@@ -111,3 +120,44 @@ RECORD_STRATEGIES = {
     "Agreement": agreements, "RelationshipRating": ratings(), "Engagement": engagements(),
     "StudyDesign": designs(),
 }
+
+
+# ------------------------------------------------------------------ measures (public strategies)
+from coevidence.testing.strategies import measure_definitions, wide_responses  # noqa: E402
+
+# ------------------------------------------------------------------ panels and item matrices
+values = st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+
+
+@st.composite
+def panels(draw: st.DrawFn) -> pd.DataFrame:
+    """Organisations nested in providers with a time-varying ``x`` (some missing)."""
+    n = draw(st.integers(1, 40))
+    n_prov = draw(st.integers(1, 3))
+    orgs = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
+    x = draw(st.lists(values, min_size=n, max_size=n))
+    return pd.DataFrame({
+        "provider_id": [f"p{o % n_prov}" for o in orgs],  # orgs nested in providers
+        "org_id": [f"o{o}" for o in orgs],
+        "x": np.array([np.nan if v is None else v for v in x], dtype=float),
+    })
+
+
+@st.composite
+def item_matrices(draw: st.DrawFn) -> pd.DataFrame:
+    """Likert items (1-5) driven by one common factor, 4-25 respondents x 2-6 items."""
+    n = draw(st.integers(4, 25))
+    k = draw(st.integers(2, 6))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=(n, 1))
+    x = np.clip(np.round(3 + f + rng.normal(size=(n, k))), 1, 5)
+    return pd.DataFrame(x, columns=[f"i{j}" for j in range(k)])
+
+
+# ------------------------------------------------------------------ design parameters
+iccs = st.floats(0.0, 0.45)
+r2s = st.floats(0.0, 0.9)
+
+__all__ = ["RECORD_STRATEGIES", "item_matrices", "iccs", "measure_definitions", "panels",
+           "r2s", "values", "wide_responses"]
