@@ -14,7 +14,6 @@ tests with Bell-McCaffrey df (CS) or ``G - 1`` df; ``df="normal"`` gives R ``did
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import warnings
 from collections.abc import Sequence
 
@@ -22,32 +21,29 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from coevidence.exceptions import (
-    FewClustersWarning,
-    MissingDataWarning,
-    ModelSpecificationError,
-    OptionError,
-    StudyValidationError,
-)
-from coevidence.models._shared.data import (
-    TABLE,
-    check_columns,
-    check_identifiers,
-    check_outcome_variation,
-    drop_missing,
-)
-from coevidence.models._shared.options import (
-    UNSET,
-    as_generator,
-    check_choice,
-    check_conf_level,
-    keyword_only,
-    refuse_ignored,
-    renamed,
-)
+from coevidence.exceptions import FewClustersWarning, ModelSpecificationError, OptionError
+from coevidence.models._shared.data import check_outcome_variation, drop_missing
+from coevidence.models._shared.options import UNSET, keyword_only, renamed
 from coevidence.models.did import _aggregate as agg
 from coevidence.models.did import _small as small
 from coevidence.models.did._cs import Cells, cs_cells
+from coevidence.models.did._options import (  # noqa: F401 (constants re-exported)
+    CONTROLS,
+    DF_OPTIONS,
+    ESTIMATORS,
+    SMALL_SAMPLE,
+    EventStudyOptions,
+    InferencePlan,
+    describe,
+    resolve_inference,
+    resolve_options,
+)
+from coevidence.models.did._prepare import (  # noqa: F401 (_unit_constant re-exported)
+    Prepared,
+    _unit_constant,
+    check_panel,
+    prepare,
+)
 from coevidence.models.did._regression import (
     LongPanel,
     sun_abraham_cells,
@@ -55,15 +51,8 @@ from coevidence.models.did._regression import (
     two_stage_cells,
 )
 from coevidence.models.did.results import EffectTable, EventStudyDiagnostics, EventStudyResult
-from coevidence.models.panel.model import FEW_CLUSTERS  # z tests with fewer clusters warn
 
 __all__ = ["fit_event_study"]
-
-ESTIMATORS = ("callaway_santanna", "sun_abraham", "two_stage", "twfe")
-CONTROLS = ("never_treated", "not_yet_treated")
-SMALL_SAMPLE = ("auto", "cr2", "cr1", "none")
-DF_OPTIONS = ("auto", "bm", "cluster", "normal")
-
 
 @dataclasses.dataclass(frozen=True)
 class _Inference:
@@ -77,25 +66,6 @@ class _Inference:
     df_fixed: float = np.inf
     conf_level: float = 0.95
     f_pretest: bool = False  # pre-trend test as F(q, G - 1) instead of chi2(q)
-
-
-def _unit_constant(panel: pd.DataFrame, unit: str, col: str) -> None:
-    """Raise if ``col`` varies within a unit (it must be a unit-level attribute)."""
-    nun = panel.groupby(unit, sort=False, dropna=False)[col].nunique(dropna=False)
-    bad = nun.index[nun > 1]
-    if len(bad):
-        pos = np.flatnonzero(panel[unit].isin(bad).to_numpy())
-        fails = [
-            {
-                "table": TABLE,
-                "row": int(r),
-                "column": col,
-                "value": panel[col].iloc[r],
-                "rule": f"{col!r} must be constant within {unit!r} (unit {panel[unit].iloc[r]!r} has several values)",
-            }
-            for r in pos
-        ]
-        raise StudyValidationError(pd.DataFrame(fails), what=f"the panel's {col!r} column")
 
 
 class _Engine:
@@ -480,351 +450,152 @@ def fit_event_study(
     >>> es.info["n_clusters"], bool(es.aggregate("simple").tidy()["df"].iloc[0] <= 9)
     (10, True)
     """
-    check_choice("estimator", estimator, ESTIMATORS)
-    if estimator != "callaway_santanna":
-        refuse_ignored(
-            "fit_event_study",
-            {"control": control, "est_method": est_method, "base_period": base_period},
-            f"they apply to estimator='callaway_santanna' only, not {estimator!r}",
-        )
-    if bootstrap_reps is None:
-        refuse_ignored("fit_event_study", {"bootstrap_weights": bootstrap_weights, "seed": seed},
-                       "no bootstrap was asked for (give bootstrap_reps=...)")
-    control = "never_treated" if control is UNSET else control
-    est_method = "dr" if est_method is UNSET else est_method
-    base_period = "varying" if base_period is UNSET else base_period
-    bootstrap_weights = "mammen" if bootstrap_weights is UNSET else bootstrap_weights
-    seed = None if seed is UNSET else seed
-    as_generator(seed)  # the one seed convention: refuse anything else now
-    conf_level = check_conf_level(conf_level)
-    bootstrap = bootstrap_reps
-    for name, val, allowed in (
-        ("control", control, CONTROLS),
-        ("est_method", est_method, ("dr", "reg")),
-        ("base_period", base_period, ("varying", "universal")),
-        ("bootstrap_weights", bootstrap_weights, ("mammen", "rademacher")),
-    ):
-        check_choice(name, val, allowed)
-    if (not isinstance(anticipation, (int, np.integer)) or isinstance(anticipation, bool)
-            or anticipation < 0):
-        raise OptionError(f"anticipation must be a non-negative integer, got {anticipation!r}")
-    if bootstrap is not None and (not isinstance(bootstrap, (int, np.integer)) or bootstrap < 50):
-        raise OptionError(
-            f"bootstrap_reps must be None or a number of draws >= 50, got {bootstrap!r}")
-    check_choice("small_sample", small_sample, SMALL_SAMPLE)
-    if isinstance(df, str):
-        check_choice("df", df, DF_OPTIONS)
-    elif not isinstance(df, numbers.Real) or isinstance(df, bool) or not df > 0:
-        raise OptionError(
-            f"df must be one of {list(DF_OPTIONS)} or a positive number, got {df!r}"
-        )
-    if estimator != "callaway_santanna" and (small_sample == "cr2" or df == "bm"):
-        raise ModelSpecificationError(
-            "the CR2 leverage adjustment and Bell-McCaffrey df are implemented for "
-            f"estimator='callaway_santanna' only; use small_sample='cr1' and df='cluster' with "
-            f"estimator={estimator!r}"
-        )
-    covs = list(covariates or [])
-    check_columns(
-        panel,
-        [outcome, unit, time, first_treated, by, cluster, *covs],
-        numeric=[outcome, time, first_treated, *covs],
+    opts = resolve_options(
+        estimator=estimator, control=control, anticipation=anticipation, covariates=covariates,
+        est_method=est_method, base_period=base_period, by=by, bootstrap_reps=bootstrap_reps,
+        bootstrap_weights=bootstrap_weights, cluster=cluster, seed=seed, conf_level=conf_level,
+        small_sample=small_sample, df=df,
     )
-    check_identifiers(panel, unit, time)
-    for col in (first_treated, by, cluster):
-        if col is not None:
-            _unit_constant(panel, unit, col)
-    data, n_missing = drop_missing(panel, [outcome, *covs], "fit_event_study")
+    check_panel(panel, outcome, unit, time, first_treated, opts)
+    data, n_missing = drop_missing(panel, [outcome, *opts.covariates], "fit_event_study")
     check_outcome_variation(data, outcome, "fit_event_study")
-    notes: list[str] = []
+    prep = prepare(panel, data, unit=unit, time=time, first_treated=first_treated, opts=opts)
+    plan = resolve_inference(opts, prep.clus_unit, len(prep.G_unit), unit)
+    info = describe(opts, plan, outcome=outcome, unit=unit, time=time,
+                    first_treated=first_treated)
+    cells, twfe, notes = _fit_cells(prep, outcome, opts, info)
+    cells, share = _cr2_adjust(cells, plan, opts.cluster, notes)
+    return _build_result(prep, opts, plan, info, cells, twfe, share, n_missing, notes)
 
-    periods = np.sort(data[time].unique()).astype(float)
-    ft = data[first_treated].astype(float).to_numpy()
-    zero_never = periods.min() > 0
-    if not zero_never and np.any(ft == 0):
-        raise StudyValidationError(
-            pd.DataFrame(
-                [
-                    {
-                        "table": TABLE,
-                        "row": int(np.flatnonzero(panel[first_treated].to_numpy() == 0)[0]),
-                        "column": first_treated,
-                        "value": 0,
-                        "rule": "0 is a period of the panel, so it cannot mean 'never treated': use NaN",
-                    }
-                ]
-            ),
-            what=f"the panel's {first_treated!r} column",
-        )
-    ft = np.where(np.isnan(ft) | (ft == 0), np.inf, ft)
-    data = data.assign(_G=ft)
-    always = data["_G"].to_numpy() <= periods.min()
-    n_always = int(data.loc[always, unit].nunique())
-    if n_always:
-        warnings.warn(
-            f"fit_event_study: dropped {n_always} units treated in the first period (no pre-period)",
-            MissingDataWarning,
-            stacklevel=2,
-        )
-        data = data.loc[~always]
-    if not np.isfinite(data["_G"]).all() or estimator in ("sun_abraham", "twfe"):
-        pass  # never-treated units exist (SA and TWFE handle their absence themselves)
-    elif estimator == "callaway_santanna" and control == "never_treated":
-        raise ModelSpecificationError(
-            "no never-treated units: use control='not_yet_treated' (the last cohort then serves as comparison)"
-        )
-    else:
-        # as R did: without never-treated units, periods from the last cohort's start on are
-        # dropped and the last cohort serves as the (not yet treated) comparison group
-        last = float(data["_G"].max())
-        n_rows = int((data[time] >= last - anticipation).sum())
-        data = data.loc[data[time] < last - anticipation]
-        if estimator == "callaway_santanna":
-            data = data.assign(_G=np.where(data["_G"] == last, np.inf, data["_G"]))
-        periods = periods[periods < last - anticipation]
-        notes.append(
-            f"no never-treated units: {n_rows} rows from period {last - anticipation:g} on were dropped "
-            f"and the last cohort ({last:g}) is the comparison group"
-        )
-    n_unbal = 0
-    if estimator == "callaway_santanna":
-        counts = data.groupby(unit)[time].transform("size").to_numpy()
-        unbal = counts < len(periods)
-        n_unbal = int(data.loc[unbal, unit].nunique())
-        if n_unbal:
-            warnings.warn(
-                f"fit_event_study: dropped {n_unbal} units not observed in every period "
-                "(Callaway & Sant'Anna panel estimator needs a balanced panel, as R did)",
-                MissingDataWarning,
-                stacklevel=2,
-            )
-            data = data.loc[~unbal]
-    if data.empty:
-        raise ModelSpecificationError("no units left to analyse")
-    data = data.sort_values([unit, time])
-    ucode, _ulevels = pd.factorize(data[unit], sort=True)
-    tcode = np.searchsorted(periods, data[time].to_numpy(dtype=float))
-    first_row = np.r_[True, ucode[1:] != ucode[:-1]]
-    G_unit = data["_G"].to_numpy()[first_row]
-    lev_unit = (
-        data[by].to_numpy()[first_row] if by is not None else np.full(len(G_unit), "", dtype=object)
-    ).astype(object)
-    if by is not None:
-        never = ~np.isfinite(G_unit)
-        lev_unit = np.where(never, "<never treated>", lev_unit).astype(object)
-    levels = list(dict.fromkeys(lev_unit[np.isfinite(G_unit)].tolist())) if by is not None else [""]
-    if not np.isfinite(G_unit).any():
-        raise ModelSpecificationError(
-            f"no treated units: {first_treated!r} is never-treated for everyone"
-        )
-    clus_unit = data[cluster].to_numpy()[first_row] if cluster is not None else None
-    boot = (
-        None
-        if bootstrap is None
-        else {
-            "reps": int(bootstrap),
-            "weights": bootstrap_weights,
-            "seed": seed,
-            "conf_level": conf_level,
-        }
-    )
-    if clus_unit is not None:
-        codes, n_clusters = small.cluster_codes(clus_unit)
-    else:
-        codes, n_clusters = None, len(G_unit)
-    if n_clusters < 2:
-        raise ModelSpecificationError(
-            f"cluster-robust inference needs at least 2 clusters; {cluster or unit!r} has "
-            f"{n_clusters}"
-        )
-    what = f"{n_clusters} clusters of {cluster!r}" if cluster is not None else f"{n_clusters} units"
-    if small_sample == "auto":
-        ss = "none" if cluster is None else ("cr2" if estimator == "callaway_santanna" else "cr1")
-    else:
-        ss = small_sample
-    if df == "auto":
-        df_mode = "bm" if ss == "cr2" and n_clusters <= small.BM_MAX_CLUSTERS else "cluster"
-    elif df == "bm":
-        if ss != "cr2":
-            raise ModelSpecificationError(
-                "df='bm' (Bell-McCaffrey) goes with the CR2 adjustment: use small_sample='cr2'"
-            )
-        if n_clusters > small.BM_MAX_CLUSTERS:
-            raise ModelSpecificationError(
-                f"df='bm' is computed for at most {small.BM_MAX_CLUSTERS} clusters ({what}); "
-                "with this many clusters use df='cluster' (G - 1), which is then equivalent"
-            )
-        df_mode = "bm"
-    elif isinstance(df, str):
-        df_mode = df
-    else:
-        df_mode = "fixed"
-    if df_mode == "normal" and cluster is not None and n_clusters < FEW_CLUSTERS:
-        warnings.warn(
-            f"fit_event_study: z tests with only {n_clusters} clusters (< {FEW_CLUSTERS}) "
-            "over-reject; the default df='auto' uses t tests with df from the cluster count",
-            FewClustersWarning,
-            stacklevel=2,
-        )
-    df_text = {
-        "bm": f"t with Bell-McCaffrey (Satterthwaite) df per estimate, at most G - 1 = "
-        f"{n_clusters - 1} ({what}; few-cluster small-sample correction)",
-        "cluster": f"t with G - 1 = {n_clusters - 1} df ({what})",
-        "normal": "normal (z), as R did",
-        "fixed": f"t with {df} df (given)",
-    }[df_mode]
-    ss_text = {
-        "cr2": "CR2-type leverage adjustment (Bell-McCaffrey)",
-        "cr1": f"CR1 factor G/(G - 1) = {n_clusters}/{n_clusters - 1}",
-        "none": "no small-sample adjustment (as did)",
-    }[ss]
-    clus_text = (
-        f"clustered by {cluster} ({n_clusters} clusters)" if cluster else "clustered by unit"
-    )
-    se_type = (
-        f"analytic (influence function), {clus_text}"
-        if boot is None
-        else f"multiplier bootstrap ({bootstrap} draws, {bootstrap_weights} weights, seed {seed}), "
-        f"{clus_text}"
-    )
-    if ss != "none":
-        se_type += f", {ss_text}"
-    info = {
-        "estimator": estimator,
-        "outcome": outcome,
-        "unit": unit,
-        "time": time,
-        "first_treated": first_treated,
-        "control": control
-        if estimator == "callaway_santanna"
-        else {
-            "sun_abraham": "never_treated",
-            "two_stage": "untreated observations",
-            "twfe": "untreated observations",
-        }[estimator],
-        "anticipation": anticipation,
-        "se_type": se_type,
-        "df_method": df_text
-        + "; pointwise intervals"
-        + ("; uniform sup-t bands in frame()" if boot else ""),
-        "cluster": cluster or unit,
-        "n_clusters": n_clusters,
-        "small_sample": ss,
-        "df_choice": df_mode,
-        "by": by,
-    }
-    if estimator == "callaway_santanna":
-        info.update(base_period=base_period, est_method=est_method if covs else "unconditional")
-        Y = np.full((len(G_unit), len(periods)), np.nan)
+
+def _fit_cells(
+    prep: Prepared, outcome: str, opts: EventStudyOptions, info: dict[str, object]
+) -> tuple[Cells | None, dict | None, list[str]]:
+    """Dispatch to the estimator's cell builder: ``(cells, twfe, notes)``.
+
+    ``cells`` are the group-time cells (None for TWFE, whose event-time fit is ``twfe``);
+    ``notes`` are the preparation notes followed by the estimator's. Adds the Callaway &
+    Sant'Anna entries to ``info``.
+    """
+    notes = list(prep.notes)
+    covs = list(opts.covariates)
+    data, ucode, tcode, periods = prep.data, prep.ucode, prep.tcode, prep.periods
+    if opts.cs:
+        est_method = opts.est_method if covs else "unconditional"
+        info.update(base_period=opts.base_period, est_method=est_method)
+        Y = np.full((len(prep.G_unit), len(periods)), np.nan)
         Y[ucode, tcode] = data[outcome].to_numpy(dtype=float)
         Xc = None
         if covs:
-            Xc = np.ones((len(G_unit), len(periods), len(covs) + 1))
+            Xc = np.ones((len(prep.G_unit), len(periods), len(covs) + 1))
             for j, c in enumerate(covs):
                 Xc[ucode, tcode, j + 1] = data[c].to_numpy(dtype=float)
         cells = cs_cells(
-            Y,
-            G_unit,
-            periods,
-            lev_unit,
-            Xc,
-            control=control,
-            anticipation=anticipation,
-            base_period=base_period,
-            est_method=est_method if covs else "unconditional",
+            Y, prep.G_unit, periods, prep.lev_unit, Xc, control=opts.control,
+            anticipation=opts.anticipation, base_period=opts.base_period, est_method=est_method,
         )
-        twfe = None
-    else:
-        lp = LongPanel(
-            data[outcome].to_numpy(dtype=float),
-            ucode,
-            tcode,
-            periods,
-            G_unit,
-            lev_unit,
-            data[covs].to_numpy(dtype=float) if covs else None,
+        return cells, None, notes
+    lp = LongPanel(
+        data[outcome].to_numpy(dtype=float), ucode, tcode, periods, prep.G_unit, prep.lev_unit,
+        data[covs].to_numpy(dtype=float) if covs else None,
+    )
+    if opts.estimator in ("sun_abraham", "two_stage"):
+        build = sun_abraham_cells if opts.estimator == "sun_abraham" else two_stage_cells
+        cells, more = build(lp, opts.anticipation)
+        return cells, None, notes + more
+    if opts.by is not None:
+        raise ModelSpecificationError("by= is not available for estimator='twfe'")
+    twfe = twfe_fit(lp, opts.anticipation)
+    if twfe["extra_ref"] is not None:
+        refs = ", ".join(f"{e:g}" for e in twfe["extra_ref"])
+        notes.append(
+            f"dynamic TWFE not identified with one reference period: event times {refs} are "
+            "additional (second reference) periods fixed at 0"
         )
-        twfe = None
-        cells = None
-        if estimator == "sun_abraham":
-            cells, more = sun_abraham_cells(lp, anticipation)
-            notes += more
-        elif estimator == "two_stage":
-            cells, more = two_stage_cells(lp, anticipation)
-            notes += more
-        else:
-            if by is not None:
-                raise ModelSpecificationError("by= is not available for estimator='twfe'")
-            twfe = twfe_fit(lp, anticipation)
-            if twfe["extra_ref"] is not None:
-                refs = ", ".join(f"{e:g}" for e in twfe["extra_ref"])
-                notes.append(
-                    f"dynamic TWFE not identified with one reference period: event times {refs} are "
-                    "additional (second reference) periods fixed at 0"
-                )
-    share = None
-    if ss == "cr2":
-        ucodes = codes if codes is not None else np.arange(n_clusters)
-        F, single = small.cs_leverage(cells, ucodes, n_clusters)
-        cells = dataclasses.replace(cells, inf=cells.inf * F)
-        share = small.share_scale(ucodes, n_clusters)
-        if single and cluster is not None:
-            groups = sorted(
-                {
-                    f"cohort {cells.group[k]:g}" if side == 1 else "the comparison units"
-                    for k, side in single
-                }
-            )
-            warnings.warn(
-                f"fit_event_study: {', '.join(groups)} consist(s) of a single {cluster!r} cluster "
-                f"in {len(single)} group-time comparisons: the between-cluster variation of such a "
-                "group cannot be estimated and is left out of the standard errors (CR2); "
-                "consider randomization_test() for the arm effect",
-                FewClustersWarning,
-                stacklevel=2,
-            )
-            notes.append(
-                f"single-cluster groups ({', '.join(groups)}): their between-cluster variance is "
-                "not estimable and is not in the standard errors"
-            )
+    return None, twfe, notes
+
+
+def _cr2_adjust(
+    cells: Cells | None, plan: InferencePlan, cluster: str | None, notes: list[str]
+) -> tuple[Cells | None, np.ndarray | None]:
+    """CR2 leverage adjustment of the cells' influence values: ``(cells, share_scale)``.
+
+    Warns (``stacklevel=3``: called by :func:`fit_event_study`) and adds a note when a cohort
+    or comparison group is a single cluster.
+    """
+    if plan.small_sample != "cr2":
+        return cells, None
+    n_clusters = plan.n_clusters
+    ucodes = plan.codes if plan.codes is not None else np.arange(n_clusters)
+    F, single = small.cs_leverage(cells, ucodes, n_clusters)
+    cells = dataclasses.replace(cells, inf=cells.inf * F)
+    share = small.share_scale(ucodes, n_clusters)
+    if single and cluster is not None:
+        groups = sorted(
+            {
+                f"cohort {cells.group[k]:g}" if side == 1 else "the comparison units"
+                for k, side in single
+            }
+        )
+        warnings.warn(
+            f"fit_event_study: {', '.join(groups)} consist(s) of a single {cluster!r} cluster "
+            f"in {len(single)} group-time comparisons: the between-cluster variation of such a "
+            "group cannot be estimated and is left out of the standard errors (CR2); "
+            "consider randomization_test() for the arm effect",
+            FewClustersWarning,
+            stacklevel=3,
+        )
+        notes.append(
+            f"single-cluster groups ({', '.join(groups)}): their between-cluster variance is "
+            "not estimable and is not in the standard errors"
+        )
+    return cells, share
+
+
+def _build_result(
+    prep: Prepared, opts: EventStudyOptions, plan: InferencePlan, info: dict[str, object],
+    cells: Cells | None, twfe: dict | None, share: np.ndarray | None, n_missing: int,
+    notes: list[str],
+) -> EventStudyResult:
+    """The engine, the pre-trend test and the diagnostics, wrapped in the result."""
+    n_clusters = plan.n_clusters
     inference = _Inference(
-        codes=codes,
+        codes=plan.codes,
         n_clusters=n_clusters,
-        var_factor=n_clusters / (n_clusters - 1) if ss == "cr1" else 1.0,
+        var_factor=n_clusters / (n_clusters - 1) if plan.small_sample == "cr1" else 1.0,
         share_scale=share,
-        df_mode=df_mode,
-        df_fixed=float(df) if df_mode == "fixed" else np.inf,
-        conf_level=conf_level,
-        f_pretest=cluster is not None and df_mode != "normal",
+        df_mode=plan.df_mode,
+        df_fixed=float(opts.df) if plan.df_mode == "fixed" else np.inf,
+        conf_level=opts.conf_level,
+        f_pretest=opts.cluster is not None and plan.df_mode != "normal",
     )
     engine = _Engine(
         cells=cells,
-        unit_group=G_unit,
-        unit_level=lev_unit,
-        levels=levels,
+        unit_group=prep.G_unit,
+        unit_level=prep.lev_unit,
+        levels=prep.levels,
         info=info,
-        boot=boot,
+        boot=opts.boot,
         inference=inference,
         twfe=twfe,
-        by=by,
+        by=opts.by,
     )
     if cells is not None:
         pre_idx = np.flatnonzero((cells.time < cells.group) & ~cells.reference)
         pre = engine.wald(cells.estimate[pre_idx], cells.inf[:, pre_idx])
     else:
         es = twfe["event_times"]
-        pre_idx = np.flatnonzero(es < -1 - anticipation)
+        pre_idx = np.flatnonzero(es < -1 - opts.anticipation)
         pre = engine.wald(twfe["event"][pre_idx], twfe["event_inf"][:, pre_idx])
-    sizes = pd.Series(G_unit).value_counts().sort_index()
+    sizes = pd.Series(prep.G_unit).value_counts().sort_index()
     diagnostics = EventStudyDiagnostics(
-        n_units=len(G_unit),
-        n_obs=len(data),
+        n_units=len(prep.G_unit),
+        n_obs=len(prep.data),
         n_rows_dropped_missing=n_missing,
-        n_units_dropped_unbalanced=n_unbal,
-        n_units_always_treated=n_always,
+        n_units_dropped_unbalanced=prep.n_unbal,
+        n_units_always_treated=prep.n_always,
         cohort_sizes={float(k): int(v) for k, v in sizes.items()},
         pretrend=pre,
         notes=tuple(notes),
     )
     return EventStudyResult(engine=engine, info=info, diagnostics=diagnostics)
-

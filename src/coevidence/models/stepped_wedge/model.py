@@ -57,6 +57,7 @@ from coevidence.models._shared.options import (
     renamed,
 )
 from coevidence.models.did._regression import _twoway_resid
+from coevidence.models.panel._estimators import demean  # the panel family's unit demeaning
 from coevidence.models.panel.model import FEW_CLUSTERS, _dummies, _orth
 from coevidence.models.stepped_wedge.results import SteppedWedgeResult
 
@@ -404,7 +405,7 @@ def _fit_fixed(y, X, u, t, G, T, cov):
             },
         )
     D = _dummies(u, G)
-    Q = np.hstack([D / np.sqrt(D.sum(axis=0)), _orth(_demean_u(_dummies(t, T), u, G)), _orth(Xt)])
+    Q = np.hstack([D / np.sqrt(D.sum(axis=0)), _orth(demean(_dummies(t, T), u, G)), _orth(Xt)])
     V, df = pc.cr2(Xt, e, u, G, Q)
     return (
         beta,
@@ -415,13 +416,6 @@ def _fit_fixed(y, X, u, t, G, T, cov):
             "df_method": "Satterthwaite (Pustejovsky-Tipton) per estimate",
         },
     )
-
-
-def _demean_u(a, u, G):
-    s = np.zeros((G, a.shape[1]))
-    np.add.at(s, u, a)
-    c = np.bincount(u, minlength=G).astype(float)
-    return a - (s / c[:, None])[u]
 
 
 def _fit_random(y, X, u, t, T):
