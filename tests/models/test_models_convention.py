@@ -236,3 +236,38 @@ def test_mixed_every_option_changes_output(sleep):
               {"df_method": "residual"}, {"cov_type": "cr2", "cluster": "subject"},
               {"conf_level": 0.9}):
         assert _fp(_quiet(cv.fit_mixed, SLEEP, sleep, **v)) != ref, v
+
+
+def test_growth_every_option_changes_output():
+    """Every fit_growth option changes what the result reports (a small simulated study)."""
+    from models.mixed.growth_sim import provider_randomised_panel
+
+    panel = provider_randomised_panel(np.random.default_rng(3), n_prov=8, n_org=4, n_waves=4)
+    panel = panel.assign(cov1=panel["time"] ** 2 % 3)
+    base = {"time": "time", "arm": "ta_model", "reference": "push"}
+    ref = _fp(_quiet(cv.fit_growth, panel, "research_use", **base))
+    variants = [
+        {"reference": "co_creation"},
+        {"levels": ("org_id",)},
+        {"random_slope": "uncorrelated"},
+        {"random_slope": False},
+        {"time_coding": "categorical"},
+        {"covariates": "cov1"},
+        {"assigned_at": "org_id"},
+        {"random_slopes": {"provider_id": False}},
+        {"random_effects": "(1 + time | org_id)"},
+        {"between_df": "bound"},
+        {"conf_level": 0.9},
+        {"df_method": "kenward_roger"},
+        {"cov_type": "cr2"},
+        {"reml": False},
+    ]
+    for v in variants:
+        out = _fp(_quiet(cv.fit_growth, panel, "research_use", **{**base, **v}))
+        assert out != ref, v
+    # "auto" equals "model" when no bound is needed (as here); "model" never bounds
+    bound = _fp(_quiet(cv.fit_growth, panel, "research_use", **base, between_df="bound"))
+    model = _fp(_quiet(cv.fit_growth, panel, "research_use", **base, between_df="model"))
+    assert bound != model
+    with pytest.raises(OptionError, match="unexpected option"):
+        cv.fit_growth(panel, "research_use", **base, weights="w")
