@@ -24,6 +24,9 @@ _LAZY: dict[str, str] = {
     "CoevidenceError": "coevidence.exceptions",
     "CoevidenceWarning": "coevidence.exceptions",
     "StudyValidationError": "coevidence.exceptions",
+    "OptionError": "coevidence.exceptions",
+    "TableReadError": "coevidence.exceptions",
+    "ModelSpecificationError": "coevidence.exceptions",
     "DesignDfWarning": "coevidence.exceptions",
     "AgreementWarning": "coevidence.exceptions",
     # schemas

@@ -25,7 +25,11 @@ import test_io_hardening_support as h  # noqa: E402
 import coevidence as cv  # noqa: E402
 from coevidence.cli import main  # noqa: E402
 from coevidence.data import datapackage  # noqa: E402
-from coevidence.exceptions import MeasureError, StudyValidationError  # noqa: E402
+from coevidence.exceptions import (  # noqa: E402
+    MeasureError,
+    StudyValidationError,
+    TableReadError,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::coevidence.exceptions.CoevidenceWarning")
 
@@ -371,3 +375,165 @@ def test_killed_writes_leave_old_or_new(package: Path) -> None:
         seen.add("new" if got == new else "old")
         old.write(package)  # back to the old package for the next kill
     assert seen  # at least one outcome checked
+
+
+# ---------------------------------------------------------------- (3) every problem at once
+def _records(study: cv.Study) -> dict[str, object]:
+    return {"design": study.design.model_dump(),
+            "providers": [r.model_dump() for r in study.providers],
+            "organizations": [r.model_dump() for r in study.organizations],
+            "respondents": [r.model_dump() for r in study.respondents],
+            "engagements": [r.model_dump() for r in study.engagements],
+            "measures": list(study.measures.values()), "responses": study.responses,
+            "scores": study.scores}
+
+
+def record_rules(recs: dict[str, object]) -> pd.DataFrame:
+    design = recs.pop("design")
+    with pytest.raises(StudyValidationError) as info:
+        cv.Study(design, **recs)  # type: ignore[arg-type]
+    return info.value.failures
+
+
+def test_records_invalid_record_and_cross_table_problem_reported_together() -> None:
+    recs = _records(h.small_study())
+    recs["providers"][0]["kind"] = "nope"  # type: ignore[index]
+    recs["organizations"][1]["provider_id"] = "ghost"  # type: ignore[index]
+    f = record_rules(recs)
+    assert {"providers", "organizations"} <= set(f["table"])
+    hit = f[f["table"] == "organizations"]
+    assert hit["rule"].str.contains("unknown provider id").any() and (hit["row"] == 1).any()
+
+
+def test_records_of_an_invalid_record_are_not_reported_again() -> None:
+    recs = _records(h.small_study())
+    recs["providers"][0]["kind"] = "nope"  # type: ignore[index]
+    f = record_rules(recs)  # organisations of provider 0 still know it
+    assert set(f["table"]) == {"providers"}, f
+
+
+def test_records_broken_design_does_not_hide_other_tables() -> None:
+    recs = _records(h.small_study())
+    recs["design"]["arms"] = "nope"  # type: ignore[index]
+    recs["responses"] = h._set(recs["responses"], 3, "value", 1.5)  # type: ignore[arg-type]
+    recs["respondents"][0]["org_id"] = "ghost"  # type: ignore[index]
+    assert {"design", "responses", "respondents"} <= set(record_rules(recs)["table"])
+
+
+def test_from_frames_broken_design_does_not_hide_other_tables() -> None:
+    s = h.small_study()
+    frames = one_cell("responses", "value", 1.5)
+    frames["respondents"] = h._set(frames["respondents"], 0, "org_id", "ghost")
+    with pytest.raises(StudyValidationError) as info:
+        cv.Study.from_frames({**s.design.model_dump(), "arms": "nope"},
+                             measures=s.measures.values(), **frames)
+    assert {"design", "responses", "respondents"} <= set(info.value.failures["table"])
+
+
+@pytest.mark.parametrize(("part", "field", "value"), [
+    ("encounters", "minutes", np.inf), ("relationship_ratings", "value", -np.inf),
+    ("encounters", "date", dt.date(1600, 1, 1)), ("encounters", "date", dt.date(2300, 1, 1)),
+])
+def test_records_values_a_study_cannot_hold(part: str, field: str, value: object) -> None:
+    recs = _records(h.small_study())
+    eng = recs["engagements"][0]  # type: ignore[index]
+    eng[part] = [{**eng[part][0], field: value}, *eng[part][1:]]
+    f = record_rules(recs)
+    hit = f[(f["table"] == "engagements") & (f["row"] == 0)]
+    assert hit["column"].astype(str).str.startswith(f"{part}.0").any(), f
+
+
+@pytest.mark.parametrize(("field", "value"), [("start_date", dt.date(1600, 1, 1)),
+                                            ("end_date", dt.date(2300, 1, 1))])
+def test_records_engagement_dates_out_of_range(field: str, value: dt.date) -> None:
+    recs = _records(h.small_study())
+    recs["engagements"][1][field] = value  # type: ignore[index]
+    f = record_rules(recs)  # was an OutOfBoundsDatetime
+    assert f[(f["table"] == "engagements") & (f["row"] == 1)]["rule"].str.contains(
+        "date out of range").any()
+
+
+def test_records_as_objects_tuples_and_generators_still_work() -> None:
+    s = h.small_study()
+    again = cv.Study(s.design, providers=(p for p in s.providers),
+                     organizations=tuple(s.organizations), respondents=list(s.respondents),
+                     engagements=s.engagements, measures=s.measures.values(),
+                     responses=s.responses, scores=s.scores)
+    assert again == s
+
+
+# ---------------------------------------------------------------- (4) read_table
+def _fail_after(seconds: int) -> None:  # a guard against a read that blocks
+    def boom(*_: object) -> None:
+        raise TimeoutError("read_table blocked")
+    signal.signal(signal.SIGALRM, boom)
+    signal.alarm(seconds)
+
+
+@pytest.mark.parametrize("how", ["fifo", "devzero", "directory"])
+def test_read_table_refuses_what_is_not_a_regular_file(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "t.csv"
+    if how == "fifo":
+        os.mkfifo(path)
+    elif how == "devzero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    _fail_after(10)
+    try:
+        with pytest.raises(TableReadError) as info:
+            cv.read_table(path)
+    finally:
+        signal.alarm(0)
+    assert str(path) in str(info.value) and isinstance(info.value, ValueError)
+
+
+SECRET = "TOP-SECRET-" * 40
+
+
+@pytest.mark.parametrize(("name", "data", "says"), [
+    ("empty.csv", b"", "empty"),
+    ("latin.csv", f"id,kind\n{SECRET},caf\xe9\n".encode("latin-1"), "encoding"),
+    ("quote.csv", f'id,kind\n"{SECRET},x\n'.encode(), "ParserError"),
+    ("wider.csv", f"id,kind\n{SECRET},x,extra\n".encode(), "more fields than the header"),
+    ("trunc.csv.gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"garbage", "csv"),
+    ("junk.parquet", b"PAR1" + SECRET.encode(), "parquet"),
+    ("junk.xlsx", b"PK\x03\x04" + SECRET.encode(), "excel"),
+    ("junk.dta", SECRET.encode(), "stata"),
+    ("junk.sav", b"$FL2" + SECRET.encode(), "spss"),
+])
+def test_read_table_unparseable_files(tmp_path: Path, name: str, data: bytes, says: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(TableReadError) as info:
+        cv.read_table(path)
+    msg = str(info.value)
+    assert str(path) in msg and says in msg and info.value.path == str(path)
+    assert "TOP-SECRET-TOP-SECRET" not in msg and len(msg) < 400 + len(str(path))
+    assert path.read_bytes() == data  # never changed
+
+
+def test_read_table_size_limit_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("id,kind\n" + "p,researcher\n" * 100)
+    with pytest.raises(TableReadError, match="over the limit of 100"):
+        cv.read_table(path, max_bytes=100)
+    assert len(cv.read_table(path, max_bytes=None)) == 100
+    with pytest.raises(FileNotFoundError):
+        cv.read_table(tmp_path / "nope.csv")
+
+
+def test_read_table_wrong_option_is_not_a_file_problem(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,kind\np,researcher\n")
+    with pytest.raises(TypeError, match="keyword argument"):
+        cv.read_table(path, no_such_option=1)
+
+
+def test_package_row_wider_than_its_header(package: Path) -> None:
+    file = package / "providers.csv"
+    lines = file.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].rstrip("\n") + ",extra\n"
+    file.write_text("".join(lines))
+    f = package_rules(package)
+    assert ((f["table"] == "providers") & f["rule"].str.contains("more fields")).any()

@@ -59,7 +59,7 @@ def _outside(table: str, frame: pd.DataFrame, column: str, start: pd.Series, end
 
 
 def crosscheck(
-    design: StudyDesign,
+    design: StudyDesign | None,
     tables: Mapping[str, pd.DataFrame],
     measures: Mapping[str, MeasureDefinition],
     responses: pd.DataFrame | None,
@@ -67,6 +67,9 @@ def crosscheck(
     declared_ids: Mapping[str, set[str]] | None = None,
 ) -> pd.DataFrame:
     """Run every cross-record rule; returns the failures frame (empty when all pass).
+
+    ``design`` None (it failed its own validation): the rules that need it (arms, waves, the
+    study window) are skipped, every other rule still runs.
 
     ``declared_ids`` (table -> ids) adds the ids of rows that failed their own validation, so
     that their dependants are not reported a second time as "unknown".
@@ -81,11 +84,12 @@ def crosscheck(
         set(f["id"].dropna()) | set(declared.get(name, ()))
         for name, f in (("providers", prov), ("organizations", orgs), ("respondents", resp),
                         ("engagements", eng)))
-    arms = {a.id: a.ta_model.value for a in design.arms}
+    arms = {a.id: a.ta_model.value for a in design.arms} if design is not None else None
 
     out.append(_unknown("organizations", orgs, "parent_id", org_ids, "parent organisation id"))
     out.append(_unknown("organizations", orgs, "provider_id", prov_ids, "provider id"))
-    out.append(_unknown("organizations", orgs, "arm", set(arms), "arm id (not in the design)"))
+    if arms is not None:
+        out.append(_unknown("organizations", orgs, "arm", set(arms), "arm id (not in the design)"))
     out.append(_unknown("respondents", resp, "org_id", org_ids, "organisation id"))
     out.append(_unknown("engagements", eng, "org_id", org_ids, "organisation id"))
     if not eng.empty:
@@ -93,6 +97,7 @@ def crosscheck(
             provider_id=eng["provider_ids"].str.split(";")).explode("provider_id")
         out.append(_unknown("engagements", exploded, "provider_id", prov_ids, "provider id")
                    .assign(column="provider_ids"))
+    if not eng.empty and arms is not None:
         # TA model must match the organisation's assigned arm
         org_arm = orgs.drop_duplicates("id").set_index("id")["arm"]
         assigned = eng["org_id"].map(org_arm).map(arms)
@@ -148,14 +153,16 @@ def crosscheck(
                                       ph["start_date"].dt.strftime("%Y-%m-%d").to_numpy()[overlap],
                                       "phase starts before the previous phase ends"))
 
-    start, end = pd.Timestamp(design.start_date), pd.Timestamp(design.end_date)
-    waves = set(design.wave_indices)
+    start, end = ((pd.Timestamp(design.start_date), pd.Timestamp(design.end_date))
+                  if design is not None else (None, None))
+    waves = set(design.wave_indices) if design is not None else None
     if responses is not None and not responses.empty:
         r = responses.assign(_row=np.arange(len(responses)))
         out.append(_unknown("responses", r, "respondent_id", resp_ids, "respondent id"))
         out.append(_unknown("responses", r, "measure_id", set(measures), "measure id"))
-        out.append(_unknown_wave("responses", r, waves))
-        if "date" in r.columns:
+        if waves is not None:
+            out.append(_unknown_wave("responses", r, waves))
+        if "date" in r.columns and start is not None:
             out.append(_outside("responses", r, "date", pd.Series(start, index=r.index),
                                 pd.Series(end, index=r.index), "the study window"))
         out.append(_items("responses", r, measures))
@@ -168,9 +175,10 @@ def crosscheck(
             base = s["measure_id"].str.split(".", n=1).str[0]
             out.append(_unknown("scores", s.assign(measure_id=base), "measure_id", set(measures),
                                 "measure id"))
-        out.append(_unknown_wave("scores", s, waves))
+        if waves is not None:
+            out.append(_unknown_wave("scores", s, waves))
         out.append(_score_ranges(s, measures))
-        if "date" in s.columns:
+        if "date" in s.columns and start is not None:
             out.append(_outside("scores", s, "date", pd.Series(start, index=s.index),
                                 pd.Series(end, index=s.index), "the study window"))
     out = [f for f in out if not f.empty]

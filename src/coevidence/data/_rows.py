@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -128,11 +129,7 @@ def validate_rows(
         problems.append(failures_frame(table, [None], name, [None], "required column is missing"))
     records: list[BaseModel | None] = []
     known = set(model.model_fields)
-    dates = set(date_fields(model))
-    floats = {name for name, f in model.model_fields.items() if "float" in repr(f.annotation)}
-    numbers = floats | {name for name, f in model.model_fields.items()
-                        if repr(f.annotation) in ("<class 'int'>", "int | None",
-                                                  "typing.Optional[int]")}
+    dates, floats, numbers = _field_kinds(model)
     for pos, raw in enumerate(rows):
         own = {k: v for k, v in raw.items() if k in known}
         pre = _pre_check(own, dates, floats, numbers)
@@ -173,7 +170,24 @@ def records_to_frame(
             row[key] = ";".join(row[key])
         data.append(row)
     frame = pd.DataFrame(data, columns=columns)
-    for col in date_fields(model):
+    for col in _date_fields(model):
         if col in frame.columns:
-            frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
+            # the records dump dates as ISO 8601 text: no format guessing needed
+            frame[col] = pd.to_datetime(frame[col], format="ISO8601").astype("datetime64[ns]")
     return frame
+
+
+@functools.cache
+def _field_kinds(model: type[BaseModel]) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(date, float, number) fields of ``model`` (cached: the models do not change)."""
+    dates = set(date_fields(model))
+    floats = {name for name, f in model.model_fields.items() if "float" in repr(f.annotation)}
+    numbers = floats | {name for name, f in model.model_fields.items()
+                        if repr(f.annotation) in ("<class 'int'>", "int | None",
+                                                  "typing.Optional[int]")}
+    return frozenset(dates), frozenset(floats), frozenset(numbers)
+
+
+@functools.cache
+def _date_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(date_fields(model))

@@ -46,7 +46,6 @@ from coevidence.data._rows import date_fields
 from coevidence.data.frames import snippet
 from coevidence.data.tables import METADATA_TABLES, OBSERVATION_TABLES
 from coevidence.exceptions import CoevidenceError, MissingExtraError, StudyValidationError
-from coevidence.schemas.design import StudyDesign
 
 if TYPE_CHECKING:  # pragma: no cover
     from coevidence.data.study import Study
@@ -541,6 +540,11 @@ def _read_resource(name: str, res: dict[str, Any], file: Path, fail: Any) -> pd.
         else:
             frame = pd.read_csv(file, dtype=_csv_dtypes(res), keep_default_na=True,
                                 na_values=[""], compression="infer")
+            if not frame.index.equals(pd.RangeIndex(len(frame))):
+                # pandas took the extra leading fields of wider rows as the index
+                fail(name, f"rows have more fields than the header ({frame.shape[1]} columns)",
+                     "path", res.get("path"))
+                return None
             _check_delimiter(name, frame, fail)
     except MissingExtraError:
         raise

@@ -8,11 +8,10 @@ failures frame (table, row, column, value, rule).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
-
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -27,15 +27,23 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
-from coevidence.exceptions import MissingExtraError
+from coevidence.exceptions import CoevidenceError, MissingExtraError, TableReadError
 
-__all__ = ["FileFormat", "SUFFIXES", "read_table"]
+__all__ = ["MAX_TABLE_BYTES", "SUFFIXES", "FileFormat", "read_table"]
+
+#: Files larger than this are refused by :func:`read_table` unless ``max_bytes`` says otherwise
+#: (the limit :func:`~coevidence.read_study` applies to each resource, too).
+MAX_TABLE_BYTES = 2 * 1024**3
+
+#: How much of a reader's error message a :class:`TableReadError` repeats.
+_MESSAGE_CHARS = 200
 
 FileFormat = Literal["csv", "tsv", "parquet", "excel", "xls", "stata", "spss"]
 
@@ -74,6 +82,7 @@ def read_table(
     file_format: FileFormat | None = None,
     apply_value_labels: bool = False,
     ids_as_text: bool = True,
+    max_bytes: int | None = MAX_TABLE_BYTES,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Read one table from a CSV/TSV, Parquet, Excel, Stata ``.dta`` or SPSS ``.sav`` file.
@@ -94,6 +103,8 @@ def read_table(
     ids_as_text : bool, default True
         CSV/TSV/Excel only: read columns named ``id`` or ``*_id`` as text (keeps leading
         zeros). A ``dtype`` you pass for a column takes precedence.
+    max_bytes : int or None, default :data:`MAX_TABLE_BYTES` (2 GiB)
+        Refuse larger files (``None``: no limit).
     **kwargs
         Passed to the underlying reader: :func:`pandas.read_csv`,
         :func:`pandas.read_parquet`, :func:`pandas.read_excel`, ``pyreadstat.read_dta`` or
@@ -109,9 +120,16 @@ def read_table(
     ------
     FileNotFoundError
         The file does not exist.
+    coevidence.exceptions.TableReadError
+        The path is not a regular file (a directory, a pipe, a device), the file is larger
+        than ``max_bytes``, or it cannot be parsed as its format: empty, malformed rows, a bad
+        text encoding, a corrupt or truncated (compressed) file, the sheet does not exist (the
+        message lists the sheets). The message names the file and the problem and repeats at
+        most a short snippet of the reader's message, never the file's contents. A subclass
+        of :class:`ValueError`.
     ValueError
-        The extension is not supported, ``sheet`` is given for a non-Excel file, or the
-        sheet does not exist (the message lists the sheets).
+        The extension is not supported, or an option does not apply to the format (e.g.
+        ``sheet`` for a non-Excel file).
     coevidence.exceptions.MissingExtraError
         The package for this format is missing; the message names the ``io`` extra.
 
@@ -132,8 +150,7 @@ def read_table(
         raise ValueError(
             f"file_format must be one of {sorted({*SUFFIXES.values()})}; got {fmt!r}"
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    _check_file(path, max_bytes)
     if sheet is not None and fmt not in ("excel", "xls"):
         raise ValueError(
             f"sheet={sheet!r} only applies to Excel files; {str(path)!r} is read as {fmt}"
@@ -148,16 +165,66 @@ def read_table(
             "apply_value_labels=True only applies to Stata .dta and SPSS .sav files; "
             f"{str(path)!r} is read as {fmt}"
         )
-    if fmt in _OPTIONAL:
-        package, purpose = _OPTIONAL[fmt]
-        module = _require(package, purpose)
+    module = _require(*_OPTIONAL[fmt]) if fmt in _OPTIONAL else None
+    try:
+        return _read(path, fmt, module, sheet=sheet,
+                     apply_value_labels=apply_value_labels, ids_as_text=ids_as_text, **kwargs)
+    except CoevidenceError:
+        raise
+    except TypeError as exc:
+        if "keyword argument" in str(exc):
+            raise  # a wrong option, not a bad file
+        raise TableReadError(path, _problem(fmt, exc)) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise TableReadError(path, "the file is empty (not even a header row)") from exc
+    except Exception as exc:  # parsers raise many classes of their own
+        raise TableReadError(path, _problem(fmt, exc)) from exc
 
+
+def _check_file(path: Path, max_bytes: int | None) -> None:
+    """A missing path, or anything but a regular file of at most ``max_bytes``, is refused
+    before it is opened (a pipe or a device would block or never end)."""
+    try:
+        info = os.stat(path)  # follows links: a link to /dev/zero is a device
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {str(path)!r}") from None
+    except OSError as exc:
+        raise TableReadError(path, f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise TableReadError(path, "it is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise TableReadError(path, "not a regular file (a pipe, a socket or a device)")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise TableReadError(
+            path, f"the file is {info.st_size:,} bytes, over the limit of {max_bytes:,} "
+            "(pass max_bytes= to raise it)")
+
+
+def _problem(fmt: str, exc: BaseException) -> str:
+    """What went wrong, in one bounded line (the reader's message may quote the file)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > _MESSAGE_CHARS:
+        text = text[: _MESSAGE_CHARS - 3] + "..."
+    what = "a bad text encoding (save the file as UTF-8, or pass encoding=...)" if isinstance(
+        exc, UnicodeError) else f"not readable as {fmt}"
+    return f"{what}: {type(exc).__name__}: {text}" if text else f"{what}: {type(exc).__name__}"
+
+
+def _read(path: Path, fmt: str, module: Any, *, sheet: str | int | None,
+          apply_value_labels: bool, ids_as_text: bool, **kwargs: Any) -> pd.DataFrame:
     if fmt in ("csv", "tsv"):
         kwargs = {"sep": "," if fmt == "csv" else "\t", **kwargs}
         if ids_as_text:
             header = pd.read_csv(path, **{**_header_kwargs(kwargs), "nrows": 0})
             kwargs = _with_id_dtypes(header.columns, kwargs)
-        return pd.read_csv(path, **kwargs)
+        frame = pd.read_csv(path, **kwargs)
+        if "index_col" not in kwargs and isinstance(frame, pd.DataFrame) and not \
+                frame.index.equals(pd.RangeIndex(len(frame))):
+            # pandas takes the extra leading fields of such rows as the index: values shift
+            raise TableReadError(path, "rows have more fields than the header "
+                                 f"({frame.shape[1]} columns); check the delimiter and quotes")
+        return frame
     if fmt == "parquet":
         return pd.read_parquet(path, engine="pyarrow", **kwargs)
     if fmt in ("excel", "xls"):
@@ -220,10 +287,10 @@ def _read_excel(
     with pd.ExcelFile(path, engine=engine) as book:
         names = list(book.sheet_names)
         if isinstance(sheet_name, str) and sheet_name not in names:
-            raise ValueError(f"{str(path)!r} has no sheet {sheet_name!r}; its sheets are {names}")
+            raise TableReadError(path, f"it has no sheet {sheet_name!r}; its sheets are {names}")
         if isinstance(sheet_name, int) and not -len(names) <= sheet_name < len(names):
-            raise ValueError(
-                f"{str(path)!r} has {len(names)} sheet(s) {names}; "
+            raise TableReadError(
+                path, f"it has {len(names)} sheet(s) {names}; "
                 f"sheet={sheet_name} is out of range"
             )
         if ids_as_text:

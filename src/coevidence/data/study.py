@@ -8,6 +8,7 @@ rules and reports every problem at once in one :class:`~coevidence.exceptions.St
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from coevidence.data._crosscheck import crosscheck
 from coevidence.data._rows import records_to_frame, validate_rows
-from coevidence.data.frames import failures_frame
+from coevidence.data.frames import DATE_MAX, DATE_MIN, RANGE_RULE, TZ_RULE, failures_frame
 from coevidence.data.tables import (
     ENGAGEMENT_PARTS,
     METADATA_TABLES,
@@ -38,18 +39,46 @@ MeasureLike = MeasureDefinition | Mapping[str, Any] | str
 
 
 def _record(table: str, model: type[BaseModel], data: Any, row: int | None,
-            failures: list[pd.DataFrame]) -> Any:
+            failures: list[pd.DataFrame], check_values: bool = False) -> Any:
     if isinstance(data, model):
-        return data
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = err.get("loc") or ()
-            col = ".".join(str(p) for p in loc) if loc else None
-            failures.append(failures_frame(table, [row], col, [err.get("input") if loc else None],
-                                           str(err["msg"])))
-        return None
+        rec = data
+    else:
+        try:
+            rec = model.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = err.get("loc") or ()
+                col = ".".join(str(p) for p in loc) if loc else None
+                failures.append(failures_frame(table, [row], col,
+                                               [err.get("input") if loc else None],
+                                               str(err["msg"])))
+            return None
+    if check_values:
+        problems = list(_value_problems(rec.model_dump(), ()))
+        if problems:
+            for col, value, rule in problems:
+                failures.append(failures_frame(table, [row], col, [value], rule))
+            return None
+    return rec
+
+
+def _value_problems(data: Any, loc: tuple[Any, ...]) -> Iterable[tuple[str, Any, str]]:
+    """What the records let through but a study cannot hold (the rules the tables' checks
+    apply to cells): infinite numbers, dates with a time zone or out of the datetime range."""
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from _value_problems(value, (*loc, key))
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            yield from _value_problems(value, (*loc, i))
+    elif isinstance(data, float) and np.isinf(data):
+        yield ".".join(map(str, loc)), data, "not a finite number"
+    elif isinstance(data, dt.date):
+        if isinstance(data, dt.datetime) and data.tzinfo is not None:
+            yield ".".join(map(str, loc)), str(data), TZ_RULE
+        elif not DATE_MIN.date() <= (data.date() if isinstance(data, dt.datetime) else data) \
+                <= DATE_MAX.date():
+            yield ".".join(map(str, loc)), str(data), RANGE_RULE
 
 
 def _resolve_measure(m: MeasureLike) -> MeasureDefinition:
@@ -132,41 +161,57 @@ class Study:
         _checked: bool = False,
     ) -> None:
         failures: list[pd.DataFrame] = []
-        design_rec = _record("design", StudyDesign, design, None, failures)
+        design_rec = _record("design", StudyDesign, design, None, failures, check_values=True)
         recs: dict[str, list[Any]] = {}
+        declared: dict[str, set[str]] = {}
         for table, model, items in (
             ("providers", Provider, providers),
             ("organizations", Organization, organizations),
             ("respondents", Respondent, respondents),
             ("engagements", Engagement, engagements),
         ):
-            recs[table] = [_record(table, model, d, i, failures) for i, d in enumerate(items)]
+            given = list(items)
+            recs[table] = [_record(table, model, d, i, failures, check_values=not _checked)
+                           for i, d in enumerate(given)]
+            # ids of records that failed their own validation: their dependants are not
+            # reported a second time as "unknown"
+            declared[table] = {str(d["id"]) for d, r in zip(given, recs[table], strict=True)
+                               if r is None and isinstance(d, Mapping)
+                               and isinstance(d.get("id"), (str, int))}
         measure_recs = _resolve_measures(measures, failures)
         if _checked:  # from_frames already coerced and checked the observation tables
             obs = {"responses": responses, "scores": scores}
         else:
             obs = _check_observations(responses, scores, failures)
-        if design_rec is None or any(r is None for rs in recs.values() for r in rs):
+        ids = [m.id for m in measure_recs]
+        for mid in sorted({i for i in ids if ids.count(i) > 1}):
+            failures.append(failures_frame("measures", [None], "id", [mid], "duplicate measure id"))
+        measures_by_id = {m.id: m for m in measure_recs}
+        if not _checked:
+            # the cross-record rules run on the valid records, whatever else failed (without
+            # the design's rules if it failed), so that every problem is reported at once;
+            # rows are the records' positions as given
+            valid = {t: [(i, r) for i, r in enumerate(rs) if r is not None]
+                     for t, rs in recs.items()}
+            tables = _metadata_frames(*([r for _, r in valid[t]] for t in
+                                        ("providers", "organizations", "respondents",
+                                         "engagements")))
+            for name, frame in tables.items():
+                rows = ([i for i, _ in valid[name]] if name in valid else np.arange(len(frame)))
+                tables[name] = frame.assign(_row=np.asarray(rows, dtype=int))
+            failures.append(crosscheck(design_rec, tables, measures_by_id, obs["responses"],
+                                       obs["scores"], declared))
+        failures = [f for f in failures if not f.empty]
+        if failures or design_rec is None or any(r is None for rs in recs.values() for r in rs):
             raise StudyValidationError(pd.concat(failures, ignore_index=True))
         self._design: StudyDesign = design_rec
         self._providers: tuple[Provider, ...] = tuple(recs["providers"])
         self._organizations: tuple[Organization, ...] = tuple(recs["organizations"])
         self._respondents: tuple[Respondent, ...] = tuple(recs["respondents"])
         self._engagements: tuple[Engagement, ...] = tuple(recs["engagements"])
-        dup = sorted({m.id for m in measure_recs if [x.id for x in measure_recs].count(m.id) > 1})
-        for mid in dup:
-            failures.append(failures_frame("measures", [None], "id", [mid], "duplicate measure id"))
-        self._measures: dict[str, MeasureDefinition] = {m.id: m for m in measure_recs}
+        self._measures: dict[str, MeasureDefinition] = measures_by_id
         self._responses: pd.DataFrame = obs["responses"]  # type: ignore[assignment]
         self._scores: pd.DataFrame = obs["scores"]  # type: ignore[assignment]
-        if not _checked:
-            tables = {k: v.assign(_row=np.arange(len(v))) for k, v in self.to_frames().items()
-                      if k in METADATA_TABLES}
-            failures.append(crosscheck(self._design, tables, self._measures, self._responses,
-                                       self._scores))
-        failures = [f for f in failures if not f.empty]
-        if failures:
-            raise StudyValidationError(pd.concat(failures, ignore_index=True))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -210,7 +255,7 @@ class Study:
             "agreements": agreements, "relationship_ratings": relationship_ratings,
         }
         failures: list[pd.DataFrame] = []
-        design_rec = _record("design", StudyDesign, design, None, failures)
+        design_rec = _record("design", StudyDesign, design, None, failures, check_values=True)
         records: dict[str, list[Any]] = {}
         valid_tables: dict[str, pd.DataFrame] = {}
         for name, model in METADATA_TABLES.items():
@@ -228,9 +273,8 @@ class Study:
         declared = {name: set(_id_column(given[name]).dropna().astype(str))
                     for name in ("providers", "organizations", "respondents", "engagements")
                     if isinstance(given[name], pd.DataFrame) and "id" in given[name].columns}
-        if design_rec is not None:
-            failures.append(crosscheck(design_rec, valid_tables, {m.id: m for m in measure_recs},
-                                       obs["responses"], obs["scores"], declared))
+        failures.append(crosscheck(design_rec, valid_tables, {m.id: m for m in measure_recs},
+                                   obs["responses"], obs["scores"], declared))
         # the engagement-level rules run on every valid engagement, whatever else failed
         # (those already reported, on the engagement or one of its logs, are not repeated)
         engagements_full, nest_fails = _nest(
@@ -256,18 +300,8 @@ class Study:
             encounters, components, adaptations, agreements, relationship_ratings, responses,
             scores.
         """
-        out: dict[str, pd.DataFrame] = {
-            "providers": records_to_frame(list(self._providers), Provider),
-            "organizations": records_to_frame(list(self._organizations), Organization),
-            "respondents": records_to_frame(list(self._respondents), Respondent),
-            "engagements": records_to_frame(
-                [EngagementRow.model_validate(e.model_dump(include=set(EngagementRow.model_fields)))
-                 for e in self._engagements], EngagementRow),
-        }
-        for name, (model, attr) in ENGAGEMENT_PARTS.items():
-            rows = [model.model_validate({**part.model_dump(), "engagement_id": e.id})
-                    for e in self._engagements for part in getattr(e, attr)]
-            out[name] = records_to_frame(rows, model)
+        out = _metadata_frames(self._providers, self._organizations, self._respondents,
+                               self._engagements)
         out["responses"] = self.responses
         out["scores"] = self.scores
         return out
@@ -493,6 +527,25 @@ class Study:
         from coevidence.data.panel import long_scores
 
         return long_scores(self)
+
+
+def _metadata_frames(providers: Sequence[Provider], organizations: Sequence[Organization],
+                     respondents: Sequence[Respondent],
+                     engagements: Sequence[Engagement]) -> dict[str, pd.DataFrame]:
+    """The metadata tables of these records (engagements with their logs flattened)."""
+    out: dict[str, pd.DataFrame] = {
+        "providers": records_to_frame(list(providers), Provider),
+        "organizations": records_to_frame(list(organizations), Organization),
+        "respondents": records_to_frame(list(respondents), Respondent),
+        "engagements": records_to_frame(
+            [EngagementRow.model_validate(e.model_dump(include=set(EngagementRow.model_fields)))
+             for e in engagements], EngagementRow),
+    }
+    for name, (model, attr) in ENGAGEMENT_PARTS.items():
+        rows = [model.model_validate({**part.model_dump(), "engagement_id": e.id})
+                for e in engagements for part in getattr(e, attr)]
+        out[name] = records_to_frame(rows, model)
+    return out
 
 
 def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
