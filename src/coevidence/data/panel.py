@@ -54,8 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from coevidence.data.study import Study
     from coevidence.schemas.measure import AgreementCriteria
 
-__all__ = ["AGREEMENT_REPORT_COLUMNS", "PANEL_COLUMNS", "agreement_report", "build_panel",
-           "long_scores"]
+__all__ = ["AGREEMENT_REPORT_COLUMNS", "PANEL_COLUMNS", "agreement_report", "build_panel"]
 
 PANEL_COLUMNS = (
     "study_id", "provider_id", "org_id", "respondent_id", "engagement_id", "arm", "ta_model",
@@ -71,42 +70,6 @@ AGREEMENT_REPORT_COLUMNS = (
 TA_MODELS = ["push", "co_creation", "hybrid", "none"]
 PHASES = ["before", "during", "after", "none"]
 _YEAR = 365.25
-
-
-def long_scores(study: Study) -> pd.DataFrame:
-    """Every score of the study in one long frame.
-
-    Stacks the ``scores`` table with the scores computed from the item ``responses`` by each
-    measure's scoring rule. Columns: unit_level, unit_id, measure_id, wave, date, value.
-    """
-    parts = []
-    scores = study.scores
-    if not scores.empty:
-        if "date" not in scores.columns:
-            scores = scores.assign(date=pd.NaT)
-        parts.append(scores[["unit_level", "unit_id", "measure_id", "wave", "date", "value"]])
-    responses = study.responses
-    if not responses.empty:
-        scored = study.scoring_report(detail=True)
-        if "date" in responses.columns:
-            when = (responses.dropna(subset=["date"])
-                    .groupby(["respondent_id", "wave"])["date"].min().rename("date").reset_index())
-            scored = scored.merge(when, on=["respondent_id", "wave"], how="left")
-        else:
-            scored = scored.assign(date=pd.NaT)
-        parts.append(pd.DataFrame({
-            "unit_level": "respondent",
-            "unit_id": scored["respondent_id"],
-            "measure_id": scored["measure_id"],
-            "wave": scored["wave"],
-            "date": scored["date"],
-            "value": scored["score"],
-        }))
-    if not parts:
-        return pd.DataFrame(columns=["unit_level", "unit_id", "measure_id", "wave", "date", "value"])
-    out = pd.concat(parts, ignore_index=True)
-    out["date"] = pd.to_datetime(out["date"]).astype("datetime64[ns]")
-    return out
 
 
 def _units(study: Study, unit: str) -> pd.DataFrame:
@@ -139,6 +102,7 @@ def _units(study: Study, unit: str) -> pd.DataFrame:
 
 def build_panel(
     study: Study,
+    scores: pd.DataFrame,
     outcomes: Sequence[str] | None = None,
     unit: Literal["organization", "respondent"] = "organization",
     waves: Literal["all", "observed"] = "all",
@@ -149,6 +113,9 @@ def build_panel(
     Parameters
     ----------
     study : Study
+    scores : pandas.DataFrame
+        Every score of the study in long form (``unit_level, unit_id, measure_id, wave, date,
+        value``), handed over by :meth:`Study.panel`, which computes it once.
     outcomes : str or sequence of str, optional
         Measure ids (or ``measure.subscale``) to include; all available when omitted.
     unit : {"organization", "respondent"}
@@ -196,7 +163,6 @@ def build_panel(
     })
     grid = units.merge(wave_frame, how="cross")
 
-    scores = study._long_scores
     available = sorted(scores["measure_id"].unique().tolist())
     if outcomes is None:
         outcomes = available
@@ -337,7 +303,7 @@ def _agreement_gate(study: Study, outcomes: Sequence[str], strict: bool) -> None
     checked = _gate_outcomes(study, outcomes)
     if not checked:
         return
-    report = agreement_report(study, checked)
+    report = study.agreement_report(checked)
     failed = report[report["failed"] != ""]
     if failed.empty:
         return
@@ -397,7 +363,14 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
 
 
-def agreement_report(study: Study, outcomes: Sequence[str] | None = None) -> pd.DataFrame:
+def agreement_report(
+    study: Study,
+    outcomes: Sequence[str] | None = None,
+    *,
+    scores: pd.DataFrame,
+    responses: pd.DataFrame,
+    cache: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """ICC(1), ICC(2) and r_wg(j) per wave of respondent scores before they are aggregated.
 
     For each outcome (a measure id, or ``measure.subscale``) and wave: the organisations with
@@ -413,6 +386,11 @@ def agreement_report(study: Study, outcomes: Sequence[str] | None = None) -> pd.
     study : Study
     outcomes : str or sequence of str, optional
         Outcomes to check; by default every outcome whose measure sets ``check_agreement``.
+    scores, responses : pandas.DataFrame
+        Every score of the study in long form and its item responses (handed over by
+        :meth:`Study.agreement_report`, which owns them; this module reads no private state).
+    cache : dict, optional
+        Report rows by outcome, reused between calls on the same (immutable) study.
 
     Returns
     -------
@@ -427,7 +405,7 @@ def agreement_report(study: Study, outcomes: Sequence[str] | None = None) -> pd.
     MeasureError
         An outcome without respondent-level scores (naming it).
     """
-    long = study._long_scores
+    long = scores
     person = long[long["unit_level"] == "respondent"]
     available = sorted(person["measure_id"].unique().tolist())
     if outcomes is None:
@@ -440,11 +418,11 @@ def agreement_report(study: Study, outcomes: Sequence[str] | None = None) -> pd.
                 "table": "scores", "row": None, "column": "measure_id", "value": o,
                 "rule": f"no respondent-level scores to check (available: {available})"}
                 for o in bad]), what="the outcomes of agreement_report()")
-    cache: dict[str, pd.DataFrame] = study._agreement_cache
+    cache = {} if cache is None else cache
     parts = []
     for o in outcomes:
         if o not in cache:
-            cache[o] = _outcome_agreement(study, o, person[person["measure_id"] == o])
+            cache[o] = _outcome_agreement(study, o, person[person["measure_id"] == o], responses)
         parts.append(cache[o])
     if not parts:
         return _empty_report()
@@ -459,7 +437,8 @@ def _empty_report() -> pd.DataFrame:
     return out
 
 
-def _outcome_agreement(study: Study, outcome: str, person: pd.DataFrame) -> pd.DataFrame:
+def _outcome_agreement(study: Study, outcome: str, person: pd.DataFrame,
+                       responses: pd.DataFrame) -> pd.DataFrame:
     from coevidence.measures.agreement import criteria_frame, one_way_anova, rwg_j
 
     base, _, sub = str(outcome).partition(".")
@@ -488,7 +467,7 @@ def _outcome_agreement(study: Study, outcome: str, person: pd.DataFrame) -> pd.D
         rwg_note = f"no definition of measure {base!r}: r_wg(j) needs its items and range"
     wide = None
     if items:
-        resp = study._responses
+        resp = responses
         resp = resp[(resp["measure_id"] == base) & resp["item"].isin(items)]
         if not resp.empty:
             wide = resp.pivot_table(index=["respondent_id", "wave"], columns="item",

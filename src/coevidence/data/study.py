@@ -378,7 +378,7 @@ class Study:
         """
         from coevidence.data.panel import build_panel
 
-        return build_panel(self, outcomes=outcomes, unit=unit, waves=waves,
+        return build_panel(self, self._long_scores, outcomes=outcomes, unit=unit, waves=waves,
                            strict_agreement=strict_agreement)
 
     def agreement_report(self, outcomes: Sequence[str] | None = None) -> pd.DataFrame:
@@ -414,7 +414,8 @@ class Study:
         """
         from coevidence.data.panel import agreement_report
 
-        return agreement_report(self, outcomes)
+        return agreement_report(self, outcomes, scores=self._long_scores,
+                                responses=self._responses, cache=self._agreement_cache)
 
     def describe(self) -> dict[str, pd.DataFrame]:
         """Units by arm and wave, attrition, and dose summaries (see :mod:`coevidence.data.describe`)."""
@@ -524,9 +525,7 @@ class Study:
     @cached_property
     def _long_scores(self) -> pd.DataFrame:
         """All scores, item responses scored once per study (the study is immutable)."""
-        from coevidence.data.panel import long_scores
-
-        return long_scores(self)
+        return _stack_scores(self)
 
 
 def _metadata_frames(providers: Sequence[Provider], organizations: Sequence[Organization],
@@ -617,3 +616,39 @@ def _nest(records: Mapping[str, list[Any]],
                 failures.append(failures_frame("engagements", [where], None, [row.id],
                                                str(err["msg"])))
     return out, failures
+
+
+def _stack_scores(study: Study) -> pd.DataFrame:
+    """Every score of the study in one long frame.
+
+    Stacks the ``scores`` table with the scores computed from the item ``responses`` by each
+    measure's scoring rule. Columns: unit_level, unit_id, measure_id, wave, date, value.
+    """
+    parts = []
+    scores = study.scores
+    if not scores.empty:
+        if "date" not in scores.columns:
+            scores = scores.assign(date=pd.NaT)
+        parts.append(scores[["unit_level", "unit_id", "measure_id", "wave", "date", "value"]])
+    responses = study.responses
+    if not responses.empty:
+        scored = study.scoring_report(detail=True)
+        if "date" in responses.columns:
+            when = (responses.dropna(subset=["date"])
+                    .groupby(["respondent_id", "wave"])["date"].min().rename("date").reset_index())
+            scored = scored.merge(when, on=["respondent_id", "wave"], how="left")
+        else:
+            scored = scored.assign(date=pd.NaT)
+        parts.append(pd.DataFrame({
+            "unit_level": "respondent",
+            "unit_id": scored["respondent_id"],
+            "measure_id": scored["measure_id"],
+            "wave": scored["wave"],
+            "date": scored["date"],
+            "value": scored["score"],
+        }))
+    if not parts:
+        return pd.DataFrame(columns=["unit_level", "unit_id", "measure_id", "wave", "date", "value"])
+    out = pd.concat(parts, ignore_index=True)
+    out["date"] = pd.to_datetime(out["date"]).astype("datetime64[ns]")
+    return out
