@@ -11,11 +11,21 @@ estimates are checked to agree):
    ``att_gt(..., boot=False)``.
 4. fit_event_study two-stage on mpdta without the 2004 cohort vs pyfixest ``did2s``.
 
-Run: ``python benchmarks/bench_panel_did.py [repeats]``
+5. ``--scale``: the two-stage estimator and Callaway & Sant'Anna on 10x, 25x and 50x copies of
+   mpdta (unit ids ``countyreal + copy * 10**5``, so 50x = 25,000 counties, 125,000 rows), each
+   fit in a fresh subprocess (after a warm-up fit on mpdta) reporting the wall time of fit plus
+   ``aggregate("event")``, the peak resident memory (``ru_maxrss``) and its growth during the
+   fit, to show the two-stage fit (stage 1, stage 2 and the GMM variance) is linear in rows.
+
+Run: ``python benchmarks/bench_panel_did.py [repeats]`` or
+``python benchmarks/bench_panel_did.py --scale [copies ...]``
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import time
 import warnings
@@ -115,5 +125,59 @@ def main(repeats: int = 3) -> None:
     )
 
 
+def mpdta_copies(copies: int) -> pd.DataFrame:
+    """``copies`` stacked copies of mpdta with unit ids unique per copy."""
+    mp = load_mpdta()
+    parts = [mp.assign(countyreal=mp["countyreal"] + c * 10**5) for c in range(copies)]
+    return pd.concat(parts, ignore_index=True)
+
+
+_SCALE_CHILD = """
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+sys.path.insert(0, {here!r})
+import coevidence as cv
+from bench_panel_did import mpdta_copies
+kw = dict(unit="countyreal", time="year", first_treated="first.treat")
+cv.fit_event_study(mpdta_copies(1), "lemp", estimator={estimator!r}, **kw).aggregate("event")
+d = mpdta_copies({copies})
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+r = cv.fit_event_study(d, "lemp", estimator={estimator!r}, **kw)
+agg = r.aggregate("event")
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(rows=len(d), seconds=dt, peak_mb=peak / 1024, fit_mb=(peak - base) / 1024)))
+"""
+
+
+def scale(copies_list: list[int]) -> None:
+    """Time and peak memory of two-stage vs Callaway & Sant'Anna on stacked mpdta copies."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    print(
+        f"{'copies':>6} {'rows':>8} {'estimator':>18} {'seconds':>9} {'peak MB':>9} {'fit MB':>8}"
+    )
+    for copies in copies_list:
+        res = {}
+        for est in ("two_stage", "callaway_santanna"):
+            code = _SCALE_CHILD.format(here=here, copies=copies, estimator=est)
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=False
+            )
+            if out.returncode:
+                raise RuntimeError(out.stderr)
+            res[est] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = res[est]
+            print(
+                f"{copies:>6} {r['rows']:>8} {est:>18} {r['seconds']:9.3f} "
+                f"{r['peak_mb']:9.0f} {r['fit_mb']:8.0f}"
+            )
+        ratio = res["two_stage"]["seconds"] / res["callaway_santanna"]["seconds"]
+        print(f"{'':>6} {'':>8} {'time ratio 2s/CS':>18} {ratio:9.2f}")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    if len(sys.argv) > 1 and sys.argv[1] == "--scale":
+        scale([int(a) for a in sys.argv[2:]] or [10, 25, 50])
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import splu
+from scipy.linalg import lu_factor, lu_solve
 
 from coevidence.exceptions import ModelSpecificationError
 from coevidence.models.did._cs import Cells
@@ -159,13 +159,59 @@ def _add_reference(cells: Cells, cohorts: np.ndarray, ref_e: float, p: LongPanel
     )
 
 
+def _unit_map(u: np.ndarray, nu: int) -> sp.csr_matrix:
+    """The sparse nu x n map summing rows by unit."""
+    n = len(u)
+    return sp.csr_matrix((np.ones(n), (u, np.arange(n))), shape=(nu, n))
+
+
+def _unit_sums(a: np.ndarray | sp.spmatrix, u: np.ndarray, nu: int) -> np.ndarray:
+    """Per-unit column sums of the rows of ``a`` (n x m, dense or sparse): nu x m dense."""
+    out = _unit_map(u, nu) @ a
+    return out.toarray() if sp.issparse(out) else np.asarray(out)
+
+
+class _FirstStage:
+    """Unit effects + ``Z`` (period dummies, covariates) fitted on the rows with weight 1.
+
+    The normal equations ``A = [[D, C], [C', E]]`` (``D`` the diagonal of untreated row counts
+    per unit, ``C = U0' Z0``, ``E = Z0' Z0``) are solved by eliminating the unit block
+    exactly: the Schur complement ``S = E - C' D^-1 C`` is only ``q x q`` (q = periods - 1 +
+    covariates), so time and memory are linear in rows and no n_units x n_units or
+    n_units x p1 dense matrix is formed.
+    """
+
+    def __init__(self, Z: sp.csr_matrix, u: np.ndarray, nu: int, w0: np.ndarray):
+        Z0 = sp.diags(w0) @ Z
+        self.D = np.bincount(u, weights=w0, minlength=nu)
+        self.C = (_unit_map(u, nu) @ Z0).tocsr()  # nu x q, sparse
+        self.Ct_Dinv = (self.C.T @ sp.diags(1.0 / self.D)).tocsr()  # q x nu
+        S = (Z0.T @ Z0).toarray() - (self.Ct_Dinv @ self.C).toarray()
+        self.q = S.shape[0]
+        if self.q:
+            self.S_lu = lu_factor(S, check_finite=False)
+            if not np.all(np.isfinite(self.S_lu[0])) or np.any(np.diag(self.S_lu[0]) == 0):
+                raise RuntimeError("Factor is exactly singular")
+
+    def solve(self, Mu: np.ndarray, Mz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``A^-1 [Mu; Mz]`` as (unit block nu x k, Z block q x k)."""
+        if self.q:
+            Bz = lu_solve(self.S_lu, Mz - self.Ct_Dinv @ Mu, check_finite=False)
+            Bu = (Mu - self.C @ Bz) / self.D[:, None]
+        else:
+            Bz = np.zeros((0, Mu.shape[1]))
+            Bu = Mu / self.D[:, None]
+        return Bu, Bz
+
+
 def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
     notes: list[str] = []
     n = len(p.y)
+    nu = p.n_units
     untreated = p.time < p.G - anticipation  # never treated: G = inf
     if not untreated.any():
         raise ModelSpecificationError("two-stage DiD needs untreated observations")
-    seen = np.zeros(p.n_units, dtype=bool)
+    seen = np.zeros(nu, dtype=bool)
     seen[p.u[untreated]] = True
     treated_units = np.isfinite(p.G_unit)
     if (treated_units & ~seen).any():
@@ -175,9 +221,9 @@ def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
         )
     tseen = np.zeros(p.T, dtype=bool)
     tseen[p.t[untreated]] = True
-    # first-stage design: unit dummies, period dummies (first dropped), covariates
+    # first-stage design: unit dummies, period dummies (first dropped), covariates; the unit
+    # block is never formed (group-wise elimination in _FirstStage)
     rows = np.arange(n)
-    U = sp.csr_matrix((np.ones(n), (rows, p.u)), shape=(n, p.n_units))
     tcols = np.flatnonzero(tseen)[1:]
     tmap = -np.ones(p.T, dtype=int)
     tmap[tcols] = np.arange(len(tcols))
@@ -185,16 +231,17 @@ def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
     Tm = sp.csr_matrix(
         (np.ones(has_t.sum()), (rows[has_t], tmap[p.t][has_t])), shape=(n, len(tcols))
     )
-    blocks = [U, Tm]
+    blocks = [Tm]
     if p.X is not None:
         blocks.append(sp.csr_matrix(p.X))
-    X1 = sp.hstack(blocks).tocsr()
+    Z = sp.hstack(blocks).tocsr()
     w0 = untreated.astype(float)
-    X10 = sp.diags(w0) @ X1
-    A = (X10.T @ X10).tocsc()
-    lu = splu(A)
-    gamma = lu.solve(np.asarray(X10.T @ p.y).ravel())
-    ytil = p.y - X1 @ gamma
+    fs = _FirstStage(Z, p.u, nu, w0)
+    y0 = w0 * p.y
+    gu, gz = fs.solve(
+        np.bincount(p.u, weights=y0, minlength=nu)[:, None], np.asarray(Z.T @ y0).reshape(-1, 1)
+    )
+    ytil = p.y - gu[p.u, 0] - Z @ gz[:, 0]
     e1 = w0 * ytil
     # unobserved periods among untreated rows cannot be predicted
     if (~tseen[p.t] & ~untreated).any():
@@ -215,7 +262,8 @@ def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
         [
             index[key]
             for key in zip(L[trows].tolist(), G[trows].tolist(), time[trows].tolist(), strict=True)
-        ]
+        ],
+        dtype=np.int64,
     )
     X2 = sp.csr_matrix((np.ones(trows.sum()), (rows[trows], col)), shape=(n, k))
     counts = np.asarray(X2.sum(axis=0)).ravel()
@@ -223,12 +271,14 @@ def two_stage_cells(p: LongPanel, anticipation: int) -> tuple[Cells, list[str]]:
     e2 = ytil - X2 @ beta
     e2[~trows] = 0.0
     # GMM influence (Gardner 2021): psi_i = (X2'X2)^-1 [X2_i' e2_i - X2'X1 (X10'X10)^-1 X10_i' e1_i]
-    B = lu.solve(np.asarray((X1.T @ X2).todense()))  # p1 x k
-    Uu = sp.csr_matrix((np.ones(n), (p.u, rows)), shape=(p.n_units, n))
-    S1 = np.asarray((Uu @ sp.diags(e1) @ X10).todense())  # n_units x p1
-    S2 = np.asarray((Uu @ sp.diags(e2) @ X2).todense())  # n_units x k
-    psi = (S2 - S1 @ B) / counts[None, :]
-    inf = p.n_units * psi
+    # with B = (X10'X10)^-1 X1'X2 (p1 x k) solved block-wise, and X10_i' e1_i B summed per unit
+    # as sum_r e1_r (X1_r B): everything is n x k or n_units x k
+    Bu, Bz = fs.solve(_unit_sums(X2, p.u, nu), np.asarray((Z.T @ X2).todense()))
+    X1B = Bu[p.u] + np.asarray(Z @ Bz)  # n x k
+    S1B = _unit_sums(e1[:, None] * X1B, p.u, nu)  # n_units x k
+    S2 = _unit_sums(sp.diags(e2) @ X2, p.u, nu)  # n_units x k
+    psi = (S2 - S1B) / counts[None, :]
+    inf = nu * psi
     grp = np.array([g for _, g, _ in keys])
     levs = np.array([lv for lv, _, _ in keys], dtype=object)
     cells = Cells(
