@@ -6,7 +6,10 @@ in 12 TA providers, ~10% of org-waves missing) at 10k, 100k and 1M rows::
     2-level: y ~ time * ta_model + (time | org_id)                        REML
     3-level: y ~ time * ta_model + (time | org_id) + (1 | provider_id)    REML
 
-with coevidence (``build_problem`` + ``FastEngine().fit``, timed together), lme4 (through
+with coevidence (``build_problem`` + ``FastEngine().fit``, timed together; then the lmerTest
+Satterthwaite ingredients, timed separately, so "fast + df" is what ``fit_mixed`` pays with its
+default ``df_method="satterthwaite"``), glmm (the Rust ``glmm`` package's Python port, REML with
+its Satterthwaite df, when installed: ``pip install glmm``), lme4 (through
 ``Rscript bench_mixed_lme4.R``, when R and lme4 are installed; ``lmer()`` timed) and statsmodels
 ``MixedLM`` (the 3-level model only with an *uncorrelated* org intercept and slope, as variance
 components: not the same model, labelled ``sm*``). Every fit runs in its own subprocess; the
@@ -26,6 +29,7 @@ same run) and a Markdown table; writes the raw numbers to ``benchmarks/results/`
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -65,21 +69,27 @@ def worker_fast(n: int, levels: int, repeats: int) -> dict:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
-    times, fit_times = [], []
+    from coevidence.models.mixed.api import _scaled_satterthwaite
+
+    times, fit_times, df_times = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         problem, _ = build_problem(FORMULAS[levels], df, reml=True)
         t1 = time.perf_counter()
         fit = FastEngine().fit(problem)
         t2 = time.perf_counter()
+        _scaled_satterthwaite(fit, problem, tuple(len(t.columns) for t in problem.terms))
+        t3 = time.perf_counter()
         times.append(t2 - t0)
         fit_times.append(t2 - t1)
+        df_times.append(t3 - t0)
         peak = _vm("VmHWM")
         del problem
     problem, _ = build_problem(FORMULAS[levels], df, reml=True)
     return {
         "times": times,
         "fit_times": fit_times,
+        "df_times": df_times,
         "rss_before_mb": base,
         "peak_rss_mb": peak,
         "beta": fit.beta.tolist(),
@@ -91,6 +101,27 @@ def worker_fast(n: int, levels: int, repeats: int) -> dict:
         "singular": is_singular(fit, problem),
         "n_evaluations": sum(a.n_evaluations for a in fit.attempts),
         "attempts": [a.optimizer for a in fit.attempts],
+    }
+
+
+def worker_glmm(n: int, levels: int, repeats: int) -> dict:
+    import warnings
+
+    import glmm
+
+    df = simulate(n)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = glmm.fit(df, FORMULAS[levels], reml=True, satterthwaite=True)
+        times.append(time.perf_counter() - t0)
+    return {
+        "times": times,
+        "beta": np.asarray(res.beta, float).tolist(),
+        "loglik": float(res.loglik),
+        "converged": bool(res.converged),
     }
 
 
@@ -212,17 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-statsmodels", action="store_true")
     ap.add_argument("--no-lme4", action="store_true")
-    ap.add_argument("--worker", choices=["fast", "statsmodels"], help=argparse.SUPPRESS)
+    ap.add_argument("--no-glmm", action="store_true")
+    ap.add_argument("--worker", choices=["fast", "statsmodels", "glmm"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.worker:
-        fn = worker_fast if args.worker == "fast" else worker_statsmodels
+        fn = {"fast": worker_fast, "glmm": worker_glmm, "statsmodels": worker_statsmodels}[
+            args.worker
+        ]
         print(json.dumps(fn(args.n, args.levels[0], args.repeats)))
         return 0
 
     use_r = not args.no_lme4 and _lme4_available()
+    use_glmm = not args.no_glmm and importlib.util.find_spec("glmm") is not None
     print("coevidence mixed-model benchmark (REML), simulated TA growth design")
     print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S')}, {_load()}")
     if not use_r:
@@ -238,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             for lev in args.levels:
                 row: dict = {"n": n, "levels": lev, "load_before": _load()}
                 row["fast"] = _run_worker("fast", n, lev, repeats, None)
+                if use_glmm:
+                    row["glmm"] = _run_worker("glmm", n, lev, repeats, None)
                 if use_r:
                     row["lme4"] = _run_lme4(csv, lev, repeats)
                 if not args.no_statsmodels:
@@ -281,6 +318,11 @@ def _print_row(row: dict) -> None:
     f, r, s = row["fast"], row.get("lme4"), row.get("statsmodels")
     parts = [f"n={row['n']:>9,} {row['levels']}-level:"]
     parts.append(f"fast {_fmt_t(_best(f))}" if "times" in f else f"fast ERROR {f.get('error')}")
+    if "df_times" in f:
+        parts.append(f"fast + df {_fmt_t(float(np.min(f['df_times'])))}")
+    gl = row.get("glmm")
+    if gl is not None:
+        parts.append(f"glmm {_fmt_t(_best(gl))}" if "times" in gl else f"glmm ERROR {gl['error']}")
     if r is not None:
         parts.append(f"lme4 {_fmt_t(_best(r))}" if "times" in r else f"lme4 ERROR {r['error']}")
     if s is not None:
@@ -323,6 +365,18 @@ def _table(rows: list[dict]) -> str:
             f"{sm_ratio} | "
             f"{db} | {dv} | {dl} | {mem} |"
         )
+    glmm_rows = [row for row in rows if row.get("glmm") and "df_times" in row["fast"]]
+    if glmm_rows:
+        lines.append("")
+        lines.append("| rows | levels | fast + Satterthwaite df | glmm (with df) | fast / glmm |")
+        lines.append("|---|---|---|---|---|")
+        for row in glmm_rows:
+            tdf = float(np.min(row["fast"]["df_times"]))
+            tg = _best(row["glmm"])
+            ratio = f"{tdf / tg:.1f}×" if tg else "—"
+            lines.append(
+                f"| {row['n']:,} | {row['levels']} | {_fmt_t(tdf)} | {_fmt_t(tg)} | {ratio} |"
+            )
     lines.append("")
     lines.append(
         "fast = coevidence build_problem + FastEngine.fit (one BLAS thread; engine fit "

@@ -7,7 +7,10 @@ the same replicates (same seeds) and must give identical results; timings includ
 the worker pool / cluster, as a user would experience them, except the last row (a Dask client
 started and warmed before timing: the steady-state rate). Reported as ratios to serial.
 
-Run: ``python benchmarks/bench_power.py [n_reps] [n_workers]`` (defaults 40 and 2).
+Run: ``python benchmarks/bench_power.py [n_reps] [n_workers]`` (defaults 40 and 2);
+``python benchmarks/bench_power.py refits [n]`` (``fit_mixed`` loop vs ``refit``, issue 17);
+``python benchmarks/bench_power.py before_after [n_reps] 2 before after`` (serial vs processes
+without and with automatic chunks and refits).
 """
 
 from __future__ import annotations
@@ -66,6 +69,90 @@ def main(n_reps: int = 40, n_workers: int = 2) -> pd.DataFrame:
     return out
 
 
+
+
+# ----------------------------------------------------------------------------- issue 17
+def refits(n: int = 200) -> dict:
+    """``fit_mixed`` in a loop vs ``MixedResult.refit`` (cold and warm start) on a ~600-row
+    3-level model, ``y ~ time * arm + (1 + time | org) + (1 | provider)``."""
+    import numpy as np
+
+    from coevidence.models.mixed.api import fit_mixed
+
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(17)
+    n_prov, orgs, waves = 12, 10, 5
+    prov = np.repeat(np.arange(n_prov), orgs * waves)
+    org = np.repeat(np.arange(n_prov * orgs), waves)
+    t = np.tile(np.arange(waves, dtype=float), n_prov * orgs)
+    arm = np.where(prov % 2 == 0, "b", "a")
+    base = pd.DataFrame({"time": t, "arm": arm, "org": org.astype(str),
+                         "provider": prov.astype(str)})
+
+    def draw():
+        return (0.2 * t + 0.1 * t * (arm == "b") + rng.normal(0, 0.5, n_prov)[prov]
+                + rng.normal(0, 0.4, n_prov * orgs)[org]
+                + rng.normal(0, 0.1, n_prov * orgs)[org] * t + rng.normal(0, 0.5, len(t)))
+
+    f = "y ~ time * arm + (1 + time | org) + (1 | provider)"
+    ys = [draw() for _ in range(n)]
+    res = fit_mixed(f, base.assign(y=draw()))
+    t0 = time.perf_counter()
+    loop = [fit_mixed(f, base.assign(y=y)) for y in ys]
+    t1 = time.perf_counter()
+    cold = [res.refit(y) for y in ys]
+    t2 = time.perf_counter()
+    warm = [res.refit(y, warm_start=True) for y in ys]
+    t3 = time.perf_counter()
+    same = all(np.array_equal(a.tidy()[["estimate", "std_error", "df"]].to_numpy(),
+                              b.tidy()[["estimate", "std_error", "df"]].to_numpy())
+               for a, b in zip(loop, cold, strict=True))
+    dwarm = max(float(np.max(np.abs(a.params - b.params))) for a, b in zip(loop, warm))
+    out = {"rows": len(t), "n": n, "fit_mixed_loop_s": t1 - t0, "refit_cold_s": t2 - t1,
+           "refit_warm_s": t3 - t2, "cold_identical": same, "warm_max_abs_diff_beta": dwarm}
+    print(out)
+    return out
+
+
+def before_after(n_reps: int = 400, n_workers: int = 2) -> pd.DataFrame:
+    """Serial vs processes, without (chunk_size=1, no refit cache: the old behaviour) and with
+    the issue-17 changes (automatic chunks, refits of replicates sharing a design)."""
+    from coevidence.design import _analyses
+
+    warnings.simplefilter("ignore")
+    o = OutcomeSpec(response_min=-20, response_max=30, intercept=5.0, slope=0.1, arm_slope=0.12,
+                    post_slope_change=0.0, sd_provider=0.3, sd_provider_slope=0.05,
+                    sd_org_intercept=0.4, sd_org_slope=0.08, sd_respondent=0.5,
+                    sd_residual=0.3, round_items=False, n_items=4)
+    spec = SimulationSpec(n_providers=6, orgs_per_provider=3, respondents_per_org=2, n_waves=4,
+                          assignment="provider", attrition=0.0, encounter_logs=False,
+                          ta_months=60, responses="scores", outcomes=[o])
+    rows, ref = [], None
+    for mode in sys.argv[4:] or ("after",):
+        for backend in ("serial", "processes"):
+            if mode == "before":
+                _analyses._REFITS_SIZE = 0
+                kw = {"chunk_size": 1}
+            else:
+                _analyses._REFITS_SIZE = 16
+                kw = {}
+            _analyses._REFITS.clear()
+            t0 = time.perf_counter()
+            res = simulate_power(spec, "growth", n_reps=n_reps, seed=2026, backend=backend,
+                                 n_workers=n_workers, **kw)
+            secs = time.perf_counter() - t0
+            reps = res.replicates.sort_values("rep").reset_index(drop=True)
+            ref = reps if ref is None else ref
+            rows.append({"mode": mode, "backend": backend, "seconds": secs,
+                         "identical": reps.equals(ref)})
+            print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    main(*args)
+    if sys.argv[1:2] == ["refits"]:
+        refits(*[int(a) for a in sys.argv[2:3]])
+    elif sys.argv[1:2] == ["before_after"]:
+        before_after(*[int(a) for a in sys.argv[2:3]])
+    else:
+        main(*[int(a) for a in sys.argv[1:]])

@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--backend", choices=("serial", "processes", "dask"), default="serial")
     s.add_argument("--scheduler", default=None, help="Dask scheduler address (backend dask)")
     s.add_argument("--workers", type=int, default=None, help="worker processes (default 2)")
-    s.add_argument("--chunk-size", type=int, default=1, help="replicates per task")
+    s.add_argument("--chunk-size", type=int, default=None,
+                   help="replicates per task (default: automatic, about n_reps / (4 x workers))")
     s.add_argument("--alpha", type=float, default=0.05)
     s.add_argument("--out", default=None,
                    help="folder for incremental Parquet results (rerun to resume)")

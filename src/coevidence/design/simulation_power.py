@@ -345,7 +345,7 @@ def simulate_power(
     truth: float | None = None,
     analytic: Any = None,
     n_workers: int | None = None,
-    chunk_size: int = 1,
+    chunk_size: int | None = None,
 ) -> SimulationPowerResult:
     """Estimate power by simulating studies from ``spec`` and analysing each one.
 
@@ -393,8 +393,11 @@ def simulate_power(
         An analytic power (e.g. ``coevidence.power("cra2", ...)``) to report alongside.
     n_workers : int, optional
         Worker processes (``processes``; a started ``LocalCluster``); default 2.
-    chunk_size : int
-        Replicates per task for ``processes``/``dask`` (larger chunks cut overhead).
+    chunk_size : int, optional
+        Replicates per task for ``processes``/``dask`` (larger chunks cut overhead, and a
+        worker refits the mixed-model analyses of replicates that share a design, see
+        ``coevidence.models.mixed.refit``). Default: about four tasks per worker, at most 50
+        replicates each (``serial``: 1). Results do not depend on it.
 
     Returns
     -------
@@ -421,7 +424,7 @@ def simulate_power(
         raise OptionError(f"backend must be 'serial', 'processes' or 'dask', got {backend!r}")
     if not 0 < alpha < 1:
         raise OptionError(f"alpha must lie in (0, 1), got {alpha!r}")
-    if chunk_size < 1:
+    if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
         raise OptionError(f"chunk_size must be at least 1, got {chunk_size!r}")
     analysis = resolve_analysis(analysis, spec)
     if backend == "processes":
@@ -461,6 +464,8 @@ def simulate_power(
             buffer.clear()
             last_flush = time.perf_counter()
 
+    if chunk_size is None:
+        chunk_size = _auto_chunk_size(len(todo), backend, n_workers, client)
     chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
     try:
         if backend == "serial":
@@ -480,6 +485,21 @@ def simulate_power(
     return SimulationPowerResult(replicates=frame, alpha=alpha, truth=float(truth),
                                  analysis=name, backend=backend, seconds=seconds, seed=seed,
                                  analytic=analytic)
+
+
+def _auto_chunk_size(n_todo: int, backend: str, n_workers: int | None, client: Any) -> int:
+    """About four tasks per worker (balance against per-task overhead), at most 50 each."""
+    if backend == "serial":
+        return 1
+    workers = n_workers or 2
+    if backend == "processes":
+        workers = n_workers or min(2, os.cpu_count() or 1)
+    elif client is not None:
+        try:
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+        except Exception:  # noqa: BLE001 - a client that cannot say: assume two
+            workers = n_workers or 2
+    return max(1, min(50, math.ceil(n_todo / (4 * workers))))
 
 
 def _check_spawnable(analysis: Any) -> None:

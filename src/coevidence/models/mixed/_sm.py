@@ -89,7 +89,7 @@ def plan(problem: MixedProblem) -> tuple[_Plan | None, str]:
         )
     return None, (
         "statsmodels MixedLM needs one grouping factor that all other grouping factors are "
-        f"nested in; the factors {groups} are crossed. Use engine='fast' if it supports them"
+        f"nested in; the factors {groups} are crossed. Use engine='sparse' (or 'auto')"
     )
 
 

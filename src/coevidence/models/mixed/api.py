@@ -31,7 +31,7 @@ __all__ = ["fit_mixed"]
 
 DF_METHODS = ("satterthwaite", "kenward_roger", "residual", "z")
 COV_TYPES = ("model", "cr2")
-ENGINES = ("auto", "fast", "statsmodels")
+ENGINES = ("auto", "fast", "statsmodels", "sparse")
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
 BOUNDARY_REL = 1e-6  # variance / outcome variance below this is "at zero"
 CORR_TOL = 1e-6  # |corr| > 1 - CORR_TOL is "at +-1"
@@ -63,12 +63,27 @@ def _choose_engine(problem: MixedProblem, engine: str):
                 raise ModelSpecificationError(note)
         elif engine == "fast":
             raise ModelSpecificationError(note)
+    if engine == "sparse":
+        return _sparse_engine(problem, "")
     sm = StatsmodelsEngine()
     ok, reason = sm.supports(problem)
     if not ok:
+        if engine == "auto":  # crossed / partially crossed factors: the sparse engine
+            return _sparse_engine(problem, note)
         extra = f" ({note})" if note else ""
         raise ModelSpecificationError(reason + extra)
     return sm, note
+
+
+def _sparse_engine(problem: MixedProblem, note: str):
+    from coevidence.models.mixed._crossed import SparseEngine
+
+    sparse = SparseEngine()
+    ok, reason = sparse.supports(problem)
+    if not ok:
+        extra = f" ({note})" if note else ""
+        raise ModelSpecificationError(f"sparse engine cannot fit this model: {reason}{extra}")
+    return sparse, note
 
 
 @keyword_only(2, ("reml", "engine", "df_method", "cov_type", "cluster", "conf_level"))
@@ -95,9 +110,11 @@ def fit_mixed(
         :class:`~coevidence.exceptions.MissingDataWarning` giving the count.
     reml : bool, default True
         REML (as ``lmer``'s default) or maximum likelihood.
-    engine : {"auto", "fast", "statsmodels"}
-        ``auto`` uses coevidence's fast engine when it is installed and supports the model,
-        else statsmodels MixedLM. A model the chosen engine cannot fit exactly raises
+    engine : {"auto", "fast", "statsmodels", "sparse"}
+        ``auto`` uses coevidence's fast engine when it is installed and supports the model
+        (nested or single grouping factors), else statsmodels MixedLM, else (crossed or
+        partially crossed factors) the sparse engine, which fits any structure on the full
+        sparse random-effects system. A model the chosen engine cannot fit exactly raises
         :class:`~coevidence.exceptions.ModelSpecificationError`.
     df_method : {"satterthwaite", "kenward_roger", "residual", "z"}
         Denominator df for t tests and CIs: lmerTest's Satterthwaite (default), pbkrtest's
@@ -192,17 +209,24 @@ def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note
               stacklevel=3) -> MixedResult:
     p = len(problem.fixed_names)
     sizes = tuple(len(t.columns) for t in problem.terms)
-    sat, h_scaled = _scaled_satterthwaite(fit, problem, sizes)
+    # the Satterthwaite ingredients (Hessian and Jacobian in (theta, sigma)) are computed only
+    # when the df need them; otherwise the Hessian check of the diagnostics runs on first access
+    if df_method == "satterthwaite" and cov_type != "cr2":
+        sat, h_scaled = _scaled_satterthwaite(fit, problem, sizes)
+    else:
+        sat = h_scaled = None
     inference = _inference(fit, problem, info, sat, df_method, cov_type, cluster, p)
     diag = _diagnostics(fit, problem, sat, note, h_scaled)
     result = MixedResult(
         fit=fit, problem=problem, info=info, inference=inference, diagnostics=diag,
         conf_level=conf_level,
     )
-    if diag.messages:
+    # a lazy Hessian check is not forced here: the fit-time warning carries what is known
+    messages = diag.messages if sat is not None else diag._known_messages()
+    if messages:
         category = BoundaryFitWarning if diag.singular else FitWarning
         warnings.warn(
-            f"mixed model {info.formula!r}: " + "; ".join(diag.messages)
+            f"mixed model {info.formula!r}: " + "; ".join(messages)
             + " (see result.diagnostics)",
             category,
             stacklevel=stacklevel,
@@ -211,13 +235,18 @@ def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note
 
 
 def _scaled_satterthwaite(fit: EngineFit, problem: MixedProblem, sizes: tuple[int, ...]):
-    """Satterthwaite ingredients computed on the outcome scaled to unit SD, mapped back.
+    """Satterthwaite ingredients in (theta, sigma), and the Hessian in (theta, sigma / s).
 
-    The finite-difference steps of the Hessian and Jacobian are partly absolute (in theta and
-    sigma units), so an outcome measured on a tiny scale (``y * 1e-8``) would break the df.
-    Differentiating in (theta, sigma / s) with ``s = sd(y)`` makes the df invariant to the
-    outcome's units; the Hessian, Jacobian and vcov are transformed back to (theta, sigma).
-    Returns the back-transformed ingredients and the scaled Hessian (for the PD check).
+    ``s = sd(y)``. The Hessian's positive-definiteness check is made on the scaled Hessian so
+    that its relative tolerance does not depend on the outcome's units. Returns the
+    ingredients and the scaled Hessian.
+
+    An engine whose ``vcov_at`` offers ``satterthwaite_pieces`` (the fast engine) gives the
+    Hessian as central differences of its analytic gradient and the Jacobian of vcov(beta)
+    analytically (``2 k + 1`` evaluations, steps relative to each parameter, so unit-free).
+    Otherwise both are Richardson finite differences of ``objective_at`` / ``vcov_at``, taken
+    in (theta, sigma / s) so that the absolute part of the steps does not break the df of an
+    outcome measured on a tiny scale (``y * 1e-8``).
     """
     from coevidence.models.mixed._inference import SatterthwaiteDF, satterthwaite
 
@@ -225,6 +254,27 @@ def _scaled_satterthwaite(fit: EngineFit, problem: MixedProblem, sizes: tuple[in
     s = sd if np.isfinite(sd) and sd > 0 else 1.0
     s2 = s * s
     vp = np.asarray(fit.varpar, dtype=float)
+    k = len(vp)
+    d = np.ones(k)
+    d[-1] = 1.0 / s  # x_scaled = D x: sigma_s = sigma / s
+    pieces = getattr(fit.vcov_at, "satterthwaite_pieces", None)
+    if pieces is not None:
+        from coevidence.models.mixed._likelihood import covariances_from_varpar, theta_from
+
+        covs, sig2 = covariances_from_varpar(vp, sizes)
+        x0 = np.append(theta_from(covs, sig2), np.sqrt(sig2))
+        vcov, J, H = pieces(x0)
+    if pieces is not None and np.all(np.isfinite(H)) and np.all(np.isfinite(J)):
+        H_s = H / np.outer(d, d)
+        try:
+            A_s = 2 * np.linalg.inv(H_s)
+        except np.linalg.LinAlgError:
+            A_s = 2 * np.linalg.pinv(H_s)
+        sat = SatterthwaiteDF(vcov_beta=vcov, jacobian=J, vcov_varpar=A_s / np.outer(d, d),
+                              hessian=H)
+        return sat, H_s
+    # generic path (also the fallback if an analytic evaluation failed, e.g. a step that left
+    # the parameter space)
     sat_s = satterthwaite(
         vp / s2,
         sizes,
@@ -233,15 +283,77 @@ def _scaled_satterthwaite(fit: EngineFit, problem: MixedProblem, sizes: tuple[in
     )
     if s == 1.0:
         return sat_s, sat_s.hessian
-    k = len(vp)
-    d = np.ones(k)
-    d[-1] = 1.0 / s  # x_scaled = D x: sigma_s = sigma / s
-    H = sat_s.hessian * np.outer(d, d)  # noqa: N806
-    A = sat_s.vcov_varpar / np.outer(d, d)  # noqa: N806
-    J = np.asarray(sat_s.jacobian) * (s2 * d)[:, None, None]  # noqa: N806
+    H = sat_s.hessian * np.outer(d, d)
+    A = sat_s.vcov_varpar / np.outer(d, d)
+    J = np.asarray(sat_s.jacobian) * (s2 * d)[:, None, None]
     sat = SatterthwaiteDF(vcov_beta=np.asarray(sat_s.vcov_beta) * s2, jacobian=J,
                           vcov_varpar=A, hessian=H)
     return sat, sat_s.hessian
+
+
+class _HessianCheck:
+    """The deviance-Hessian check of the diagnostics, computed on first use (picklable).
+
+    Returns ``(eigenvalues, eigenvalues of the scaled Hessian)``.
+    """
+
+    def __init__(self, fit: EngineFit, problem: MixedProblem, sizes: tuple[int, ...]) -> None:
+        self.fit, self.problem, self.sizes = fit, problem, sizes
+
+    def __call__(self):
+        sat, hs = _scaled_satterthwaite(self.fit, self.problem, self.sizes)
+        return _hessian_eigen(sat.hessian, hs)
+
+
+def _hessian_eigen(h: np.ndarray, hs: np.ndarray):
+    eig = np.linalg.eigvalsh((h + h.T) / 2)
+    # positive definiteness is judged on the Hessian in outcome-SD units (same sign pattern by
+    # congruence, but the relative tolerance does not then depend on the outcome's units)
+    eig_s = np.linalg.eigvalsh((hs + hs.T) / 2)
+    hess_ok = bool(np.all(eig_s > 1e-8 * max(abs(eig_s).max(), 1e-300)))
+    return eig, hess_ok
+
+
+_LAZY_FIELDS = frozenset({"hessian_eigenvalues", "hessian_ok", "messages"})
+
+
+class _LazyDiagnostics(MixedDiagnostics):
+    """:class:`MixedDiagnostics` whose Hessian check runs on first access.
+
+    Fits whose df do not need the Satterthwaite Hessian (``df_method`` "residual", "z",
+    "kenward_roger", ``cov_type="cr2"``) do not pay for it at fit time; reading
+    ``hessian_eigenvalues``, ``hessian_ok``, ``messages`` (or ``ok``) computes it once.
+    """
+
+    def _resolve(self) -> None:
+        state = object.__getattribute__(self, "__dict__")
+        check = state.get("_check")
+        if check is None:
+            return
+        eig, hess_ok = check()
+        msgs = list(state["_base_messages"])
+        if not hess_ok and not state["singular"]:
+            msgs.insert(
+                state["_hess_pos"],
+                "the deviance Hessian is not positive definite "
+                f"(smallest eigenvalue {eig.min():.3g})",
+            )
+        object.__setattr__(self, "hessian_eigenvalues", eig)
+        object.__setattr__(self, "hessian_ok", hess_ok)
+        object.__setattr__(self, "messages", tuple(msgs))
+        state["_check"] = None
+
+    def _known_messages(self) -> tuple[str, ...]:
+        """The messages known without the Hessian check (those warned about at fit time)."""
+        state = object.__getattribute__(self, "__dict__")
+        if state.get("_check") is None:
+            return object.__getattribute__(self, "messages")
+        return tuple(state["_base_messages"])
+
+    def __getattribute__(self, name: str):
+        if name in _LAZY_FIELDS:
+            object.__getattribute__(self, "_resolve")()
+        return super().__getattribute__(name)
 
 
 def _inference(fit, problem, info: FormulaInfo, sat, df_method, cov_type, cluster, p):
@@ -352,12 +464,12 @@ def _diagnostics(
             singular = True
         pos += k * (k + 1) // 2
     singular = singular or bool(boundary["at_boundary"].any())
-    eig = np.linalg.eigvalsh((sat.hessian + sat.hessian.T) / 2)
-    # positive definiteness is judged on the Hessian in outcome-SD units (same sign pattern by
-    # congruence, but the relative tolerance does not then depend on the outcome's units)
-    hs = sat.hessian if h_scaled is None else h_scaled
-    eig_s = np.linalg.eigvalsh((hs + hs.T) / 2)
-    hess_ok = bool(np.all(eig_s > 1e-8 * max(abs(eig_s).max(), 1e-300)))
+    if sat is not None:
+        eig, hess_ok = _hessian_eigen(
+            sat.hessian, sat.hessian if h_scaled is None else h_scaled
+        )
+    else:  # computed on first access (_LazyDiagnostics)
+        eig, hess_ok = np.empty(0), True
     messages = []
     if not fit.converged:
         messages.append("the optimizer did not converge")
@@ -365,6 +477,7 @@ def _diagnostics(
         where = boundary.loc[boundary["at_boundary"], ["group", "parameter"]]
         detail = ", ".join(f"{g}:{p}" for g, p in where.itertuples(index=False)) or "theta"
         messages.append(f"singular fit (boundary at {detail})")
+    hess_pos = len(messages)
     if not hess_ok and not singular:
         messages.append(
             f"the deviance Hessian is not positive definite (smallest eigenvalue {eig.min():.3g})"
@@ -372,7 +485,8 @@ def _diagnostics(
     grad = fit.attempts[fit.chosen].gradient_norm if fit.attempts else float("nan")
     if fit.converged and not singular and np.isfinite(grad) and grad > GRAD_TOL:
         messages.append(f"relative gradient at the optimum {grad:.3g} exceeds {GRAD_TOL}")
-    return MixedDiagnostics(
+    cls = MixedDiagnostics if sat is not None else _LazyDiagnostics
+    diag = cls(
         attempts=attempts,
         chosen=int(fit.chosen),
         converged=bool(fit.converged),
@@ -384,3 +498,9 @@ def _diagnostics(
         messages=tuple(messages),
         engine_note=note,
     )
+    if sat is None:
+        state = object.__getattribute__(diag, "__dict__")
+        sizes = tuple(len(t.columns) for t in problem.terms)
+        state.update(_check=_HessianCheck(fit, problem, sizes), _base_messages=tuple(messages),
+                     _hess_pos=hess_pos)
+    return diag

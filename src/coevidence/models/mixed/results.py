@@ -176,6 +176,19 @@ class MixedResult(ResultBase):
             diagnostics=self.diagnostics, conf_level=self.conf_level, growth=growth,
         )
 
+    def refit(self, y, *, warm_start: bool = False, cluster: str | None = None) -> MixedResult:
+        """The model refitted to a new outcome ``y`` on the same rows (X and Z reused).
+
+        See :func:`coevidence.models.mixed.refit.refit_mixed` (growth results:
+        :func:`~coevidence.models.mixed.refit.refit_growth`, which also re-applies the design
+        df rules). Equal to ``fit_mixed`` on the data with the new outcome.
+        """
+        from coevidence.models.mixed.refit import refit_growth, refit_mixed
+
+        if self.growth is not None and getattr(self.growth, "design", None) is not None:
+            return refit_growth(self, y, warm_start=warm_start, stacklevel=3)
+        return refit_mixed(self, y, warm_start=warm_start, cluster=cluster, stacklevel=3)
+
     def _with_df_bounds(self, bounds: dict[int, float]) -> tuple[MixedResult, bool]:
         """A copy whose df for contrasts loading on the columns in ``bounds`` are at most the
         smallest of their bounds (the between-cluster df of a design-aware growth model).

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-from ._linalg import bchol, bcongr, blsolve, bltmul, bltsolve, bmm, bmv, btdot, segsum
+from ._linalg import bchol, bcongr, blsolve, bltmul, bltsolve, bmm, bmv, sub_btdot_seg
 from ._structure import Structure
 
 __all__ = [
@@ -181,11 +181,11 @@ def factorize(blocks: Blocks, struct: Structure, lams: list[np.ndarray], keep: b
         V = blsolve(L, B[i])
         W = {j: blsolve(L, C[(i, j)]) for j in range(i + 1, nl)}
         for j in range(i + 1, nl):
-            st, Gj = struct.starts[(i, j)], levels[j].G
-            D[j] -= segsum(btdot(W[j], W[j]), st, Gj)
+            st, an = struct.starts[(i, j)], struct.anc[(i, j)]
+            sub_btdot_seg(D[j], W[j], W[j], an, st)
             for k in range(j + 1, nl):
-                C[(j, k)] -= segsum(btdot(W[j], W[k]), st, Gj)
-            B[j] -= segsum(btdot(W[j], V), st, Gj)
+                sub_btdot_seg(C[(j, k)], W[j], W[k], an, st)
+            sub_btdot_seg(B[j], W[j], V, an, st)
         Vf = V.reshape(-1, m)
         M -= Vf.T @ Vf
         if keep:
@@ -213,7 +213,7 @@ def conditional_u(fac: Factor, struct: Structure, beta: np.ndarray) -> list[np.n
         r = c[i].copy()
         for j in range(i + 1, nl):
             ua = u[j][struct.anc[(i, j)]]  # (G_i, q_j)
-            r -= np.einsum("gij,gj->gi", fac.Ws[(i, j)], ua)
+            r -= np.einsum("gij,gj->gi", fac.Ws[(i, j)], ua, optimize=False)
         u[i] = bltsolve(fac.Ls[i], r)
     return u
 

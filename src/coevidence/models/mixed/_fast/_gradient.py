@@ -19,10 +19,10 @@ import numpy as np
 from scipy import linalg
 
 from ._deviance import Blocks, Factor, selected_inverse_full
-from ._linalg import bltmul, bltsolve, bmm, bmv, bsum_aMbt, btdot, segsum
+from ._linalg import bltmul, bltsolve, bmm, bmv, bsum_aMbt, btdot, gsum, segsum
 from ._structure import Structure
 
-__all__ = ["deviance_gradient"]
+__all__ = ["deviance_gradient", "gradient_pieces"]
 
 
 def _backsolve(fac: Factor, struct: Structure, C: list[np.ndarray]) -> list[np.ndarray]:
@@ -48,27 +48,35 @@ def _ztz_times(blocks: Blocks, struct: Structure, Y: list[np.ndarray]) -> list[n
     return out
 
 
-def deviance_gradient(
-    blocks: Blocks, struct: Structure, lams: list[np.ndarray], fac: Factor, reml: bool
-) -> np.ndarray:
-    """Gradient of the profiled deviance (or REML criterion) in lme4's theta order."""
-    n, p = blocks.n, blocks.p
+def gradient_pieces(
+    blocks: Blocks, struct: Structure, lams: list[np.ndarray], fac: Factor, reml: bool,
+    need_x: bool = False,
+):
+    """Per-level sums from which every derivative of the (RE)ML criterion is read off.
+
+    Returns ``(S1, S2, S3, TF)``: for a level's Lambda element (r, c),
+    ``d log|L|^2 = 2 S1[c, r]``, ``d pwrss = -2 S2[r, c]`` and ``d log|R_X|^2 = -2 S3[c, r]``
+    (``S3`` is None unless ``reml`` or ``need_x``). With ``need_x`` also
+    ``TF[li]`` (q, q, p, p) ``= sum_g F_g[r, :]' T_g[c, :]``, so that
+    ``d (R_X' R_X) / d Lambda_rc = -(TF[r, c] + TF[r, c]')`` (the Jacobian of vcov(beta)).
+    """
+    p = blocks.p
     nl = len(struct.levels)
     beta = fac.beta()
-    r2 = fac.pwrss
     w = np.append(-beta, 1.0)
     # spherical modes u = (L L')^{-1} Lambda' Z'(y - X beta), and Z'e = Z'(y - X beta) - Z'Z b
     U = _backsolve(fac, struct, [bmv(V, w)[:, :, None] for V in fac.Vs])
     ZZb = _ztz_times(blocks, struct, [bltmul(lams[i].T, U[i]) for i in range(nl)])
     Zte = [bmv(blocks.ZtXy[i], w) - ZZb[i][:, :, 0] for i in range(nl)]
-    if reml:
+    want_x = reml or need_x
+    if want_x:
         # T = (L L')^{-1} Lambda' Z'X and F = Z' Omega^{-1} X = Z'X - Z'Z Lambda T; note
         # Lambda' F = T, so sum_g Lambda' F_g A^{-1} F_g' = sum_g (T_g A^{-1}) F_g'
         TX = _backsolve(fac, struct, [V[:, :, :p] for V in fac.Vs])
         ZZT = _ztz_times(blocks, struct, [bltmul(lams[i].T, TX[i]) for i in range(nl)])
         Ainv = linalg.cho_solve((fac.Lm[:p, :p], True), np.eye(p))
     Zd, Zo = selected_inverse_full(fac, struct)
-    S1, S2, S3 = [], [], []
+    S1, S2, S3, TF = [], [], [], []
     for li in range(nl):
         lam = lams[li]
         # sum_g P_gg, P = V^{-1} Lambda' Z'Z (same level, ancestors, descendants)
@@ -79,9 +87,22 @@ def deviance_gradient(
             P += _gsum(bltmul(lams[i].T, Zo[(i, li)]).transpose(0, 2, 1), blocks.ZtZa[(i, li)])
         S1.append(P)
         S2.append(Zte[li].T @ U[li][:, :, 0])
-        if reml:
+        if want_x:
             F = blocks.ZtXy[li][:, :, :p] - ZZT[li]
             S3.append(bsum_aMbt(TX[li], Ainv, F))
+            if need_x:
+                # (q, p, q, p) -> (r, c, a, b): sum_g F_g[r, a] T_g[c, b]
+                TF.append(np.tensordot(F, TX[li], axes=([0], [0])).transpose(0, 2, 1, 3))
+    return S1, S2, (S3 if want_x else None), (TF if need_x else None)
+
+
+def deviance_gradient(
+    blocks: Blocks, struct: Structure, lams: list[np.ndarray], fac: Factor, reml: bool
+) -> np.ndarray:
+    """Gradient of the profiled deviance (or REML criterion) in lme4's theta order."""
+    n, p = blocks.n, blocks.p
+    r2 = fac.pwrss
+    S1, S2, S3, _ = gradient_pieces(blocks, struct, lams, fac, reml)
     grad = np.empty(len(struct.theta_level))
     nr = (n - p) if reml else n
     for k in range(len(grad)):
@@ -93,6 +114,4 @@ def deviance_gradient(
     return grad
 
 
-def _gsum(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """sum_g X_g Y_g for stacks X (G, a, b) and Y (G, b, d), as one BLAS contraction."""
-    return np.tensordot(X, Y, axes=([0, 2], [0, 1]))
+_gsum = gsum

@@ -145,6 +145,15 @@ class _AtVarpar:
             self._struct, self._blocks = struct, precompute(self.problem, struct)
         return self._struct, self._blocks
 
+    def satterthwaite_pieces(self, x0: np.ndarray):
+        """``(vcov_beta, jacobian, hessian)`` in lmerTest's (theta, sigma) at ``x0``, from the
+        engine's analytic gradient (see :mod:`._derivatives`)."""
+        from ._derivatives import satterthwaite_pieces
+
+        struct, blocks = self._pieces()
+        with _one_blas_thread():
+            return satterthwaite_pieces(blocks, struct, self.problem, x0)
+
     def __call__(self, vp: np.ndarray):
         struct, blocks = self._pieces()
         f, s2 = self.engine._factor_at(self.problem, struct, blocks, vp)
@@ -210,10 +219,15 @@ class FastEngine:
         with _one_blas_thread():
             return self._fit(problem)
 
-    def _fit(self, problem: MixedProblem) -> EngineFit:
-        struct, _ = analyse(problem)
-        assert struct is not None
-        blocks = precompute(problem, struct)
+    def _fit(self, problem: MixedProblem, struct: Structure | None = None,
+             blocks=None, start: np.ndarray | None = None) -> EngineFit:
+        """Fit ``problem``; a refit passes the structure and cross-product ``blocks`` it keeps
+        (only the outcome's cross-products recomputed) and optionally a starting theta."""
+        if struct is None:
+            struct, _ = analyse(problem)
+            assert struct is not None
+        if blocks is None:
+            blocks = precompute(problem, struct)
         n, p, reml = blocks.n, blocks.p, bool(problem.reml)
         y = np.asarray(problem.y, float)
         if blocks.XytXy[p, p] <= (1e-12 * float(np.linalg.norm(y))) ** 2:
@@ -231,8 +245,9 @@ class FastEngine:
             return d, deviance_gradient(blocks, struct, lams, fac, reml)
 
         n_groups = np.array([struct.levels[li].G for li in struct.theta_level], float)
+        x0 = struct.start() if start is None else np.asarray(start, float)
         theta, attempts, chosen = minimise(
-            dev_grad, struct.start(), struct.lower, struct.canonical, np.sqrt(n_groups)
+            dev_grad, x0, struct.lower, struct.canonical, np.sqrt(n_groups)
         )
         fac = factorize(blocks, struct, struct.lambdas(theta), keep=True)
         if not fac.ok:
