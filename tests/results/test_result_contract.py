@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import coevidence as cv
 from coevidence.models.mixed.datasets import load_dataset
@@ -181,6 +182,14 @@ def test_mixed_predict_uses_the_cr2_covariance():
     se_model = model.predict(new, interval="confidence")["std_error"].iloc[0]
     assert se_model == pytest.approx(model.tidy()["std_error"].iloc[0], rel=1e-10)
     assert se != pytest.approx(se_model, rel=1e-3)
+    # the interval too: at days = 0 the prediction is the intercept, with tidy()'s t interval
+    for res in (cr2, model, _quiet(cv.fit_mixed, "reaction ~ days + (1 | subject)", d,
+                                   df_method="kenward_roger")):
+        ci = res.predict(new, interval="confidence", conf_level=0.9).iloc[0]
+        t = res.tidy().iloc[0]
+        assert ci["df"] == pytest.approx(t["df"], rel=1e-8)
+        half = float(stats.t.ppf(0.95, t["df"])) * t["std_error"]
+        assert ci["upper"] - ci["fitted"] == pytest.approx(half, rel=1e-8)
 
 
 def test_compare_never_loses_a_row_and_renders():

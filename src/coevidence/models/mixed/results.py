@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from coevidence.exceptions import OptionError
 from coevidence.results.base import ResultBase, _frame_html, glance_frame, tidy_frame
 
 __all__ = ["MixedDiagnostics", "MixedResult"]
@@ -381,15 +382,18 @@ class MixedResult(ResultBase):
 
         Returns
         -------
-        DataFrame with ``fitted`` and, with an interval, ``std_error``, ``lower``, ``upper``;
-        aligned with ``newdata``'s index.
+        DataFrame with ``fitted`` and, with an interval, ``std_error``, ``df``, ``lower``,
+        ``upper``; aligned with ``newdata``'s index. Confidence intervals of the population-level
+        prediction use t with the fit's df for each row (the covariance and df of ``tidy()``);
+        intervals that include a BLUP's or the residual variance use the normal (``df`` inf).
         """
         from coevidence.models.mixed.formula import random_matrix
 
         if level not in ("population", "conditional"):
-            raise ValueError(f"level must be 'population' or 'conditional', got {level!r}")
+            raise OptionError(f"level must be 'population' or 'conditional', got {level!r}")
         if interval not in (None, "confidence", "prediction"):
-            raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
+            raise OptionError(
+                f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
         data = self._info.data if newdata is None else newdata
         index = self._info.row_index if newdata is None else newdata.index
         if newdata is None:
@@ -432,11 +436,20 @@ class MixedResult(ResultBase):
         if interval == "prediction":
             var = var + self._fit.sigma2 + (re_var if level == "population" else 0.0)
         lvl = self.conf_level if conf_level is None else conf_level
-        z = stats.norm.ppf(0.5 + lvl / 2)
         se = np.sqrt(var)
+        if interval == "confidence" and level == "population":
+            # the fixed part alone: t with the fit's own df for that row (as tidy() and
+            # contrast() use), computed once per distinct row of X
+            rows, inverse = np.unique(np.asarray(X, float), axis=0, return_inverse=True)
+            df = np.array([float(self.df_for(r)) for r in rows])[np.ravel(inverse)]
+        else:  # BLUP or residual variance included: no df theory, normal reference (as lme4)
+            df = np.full(len(X), np.inf)
+        q = np.where(np.isfinite(df), stats.t.ppf(0.5 + lvl / 2, np.where(np.isfinite(df), df, 1)),
+                     stats.norm.ppf(0.5 + lvl / 2))
         out["std_error"] = se
-        out["lower"] = fitted - z * se
-        out["upper"] = fitted + z * se
+        out["df"] = df
+        out["lower"] = fitted - q * se
+        out["upper"] = fitted + q * se
         return out
 
     # ------------------------------------------------------------------ text
