@@ -8,7 +8,8 @@ the worker pool / cluster, as a user would experience them, except the last row 
 started and warmed before timing: the steady-state rate). Reported as ratios to serial.
 
 Run: ``python benchmarks/bench_power.py [n_reps] [n_workers]`` (defaults 40 and 2);
-``python benchmarks/bench_power.py refits [n]`` (``fit_mixed`` loop vs ``refit``, issue 17);
+``python benchmarks/bench_power.py refits [n]`` (``fit_mixed`` loop vs full ``refit`` vs the
+lean ``Refitter.refit_many`` vs glmm's fits, issue 17);
 ``python benchmarks/bench_power.py before_after [n_reps] 2 before after`` (serial vs processes
 without and with automatic chunks and refits).
 """
@@ -73,11 +74,14 @@ def main(n_reps: int = 40, n_workers: int = 2) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- issue 17
 def refits(n: int = 200) -> dict:
-    """``fit_mixed`` in a loop vs ``MixedResult.refit`` (cold and warm start) on a ~600-row
-    3-level model, ``y ~ time * arm + (1 + time | org) + (1 | provider)``."""
+    """``fit_mixed`` in a loop vs ``MixedResult.refit`` (cold and warm start) vs the lean
+    ``Refitter.refit_many`` (estimate, SE, Satterthwaite df of the time x arm contrast; cold and
+    warm) vs ``glmm.fit`` in a loop (when installed) on a ~600-row 3-level model,
+    ``y ~ time * arm + (1 + time | org) + (1 | provider)`` (REML, Satterthwaite df)."""
     import numpy as np
 
     from coevidence.models.mixed.api import fit_mixed
+    from coevidence.models.mixed.refit import _refitter
 
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(17)
@@ -104,13 +108,45 @@ def refits(n: int = 200) -> dict:
     t2 = time.perf_counter()
     warm = [res.refit(y, warm_start=True) for y in ys]
     t3 = time.perf_counter()
-    same = all(np.array_equal(a.tidy()[["estimate", "std_error", "df"]].to_numpy(),
-                              b.tidy()[["estimate", "std_error", "df"]].to_numpy())
+    L = (np.asarray(res.params.index) == "time:armb").astype(float)
+    refitter = _refitter(res)  # what simulate_power keeps per design
+    lean = refitter.refit_many(ys, L)
+    t4 = time.perf_counter()
+    lean_warm = refitter.refit_many(ys, L, warm_start=True)
+    t5 = time.perf_counter()
+    cols = ["estimate", "std_error", "df"]
+    same = all(np.array_equal(a.tidy()[cols].to_numpy(), b.tidy()[cols].to_numpy())
                for a, b in zip(loop, cold, strict=True))
+    lean_same = all(np.array_equal(a.tidy()[cols].to_numpy(),
+                                   np.column_stack([e.beta, e.std_error, e.df]))
+                    for a, e in zip(loop, lean, strict=True))
     dwarm = max(float(np.max(np.abs(a.params - b.params))) for a, b in zip(loop, warm))
+    dlw = max(float(np.max(np.abs(a.params.to_numpy() - e.beta)))
+              for a, e in zip(loop, lean_warm))
     out = {"rows": len(t), "n": n, "fit_mixed_loop_s": t1 - t0, "refit_cold_s": t2 - t1,
-           "refit_warm_s": t3 - t2, "cold_identical": same, "warm_max_abs_diff_beta": dwarm}
-    print(out)
+           "refit_warm_s": t3 - t2, "lean_cold_s": t4 - t3, "lean_warm_s": t5 - t4,
+           "cold_identical": same, "lean_identical": lean_same,
+           "warm_max_abs_diff_beta": dwarm, "lean_warm_max_abs_diff_beta": dlw}
+    try:
+        import glmm
+    except ImportError:
+        glmm = None
+    if glmm is not None:
+        glmm.fit(base.assign(y=ys[0]), f)  # warm-up
+        t6 = time.perf_counter()
+        gfits = [glmm.fit(base.assign(y=y), f) for y in ys]
+        out["glmm_s"] = time.perf_counter() - t6
+        out["glmm_max_abs_diff_beta"] = max(
+            float(np.max(np.abs(np.asarray(g.beta) - a.params.to_numpy())))
+            for g, a in zip(gfits, loop))
+    for k in ("refit_cold_s", "refit_warm_s", "lean_cold_s", "lean_warm_s", "glmm_s"):
+        if k in out:
+            out[f"{k[:-2]}_vs_loop"] = out[k] / out["fit_mixed_loop_s"]
+    if "glmm_s" in out:
+        out["lean_cold_vs_glmm"] = out["lean_cold_s"] / out["glmm_s"]
+        out["lean_warm_vs_glmm"] = out["lean_warm_s"] / out["glmm_s"]
+    for k, v in out.items():
+        print(f"{k:>30}: {v:.4g}" if isinstance(v, float) else f"{k:>30}: {v}")
     return out
 
 

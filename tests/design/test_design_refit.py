@@ -54,3 +54,29 @@ def test_auto_chunk_size():
     assert _auto_chunk_size(40, "processes", 2, None) == 5
     assert _auto_chunk_size(3, "dask", 2, None) == 1
     assert _auto_chunk_size(400, "serial", 2, None) == 1
+
+
+def test_lean_refits_equal_full_refits(monkeypatch):
+    """The lean path (Refitter.estimates) gives the full refit_growth row bit for bit, and
+    falls back to refit_growth for replicates with warnings or df above the design limits."""
+    spec = _spec()
+    seeds = np.random.SeedSequence(11).spawn(14)
+    studies = [simulate_study(spec, seed=s) for s in seeds]
+    an = Growth()
+    calls = {"lean": 0}
+    real = _analyses._lean_refit
+
+    def counting(*a, **k):
+        out = real(*a, **k)
+        calls["lean"] += out is not None
+        return out
+
+    monkeypatch.setattr(_analyses, "_REFITS", type(_analyses._REFITS)())
+    monkeypatch.setattr(_analyses, "_lean_refit", counting)
+    lean = [an(s) for s in studies]
+    assert calls["lean"] > 0
+    monkeypatch.setattr(_analyses, "_REFITS", type(_analyses._REFITS)())
+    monkeypatch.setattr(_analyses, "_lean_plan", lambda *a, **k: None)  # full refits only
+    full = [an(s) for s in studies]
+    for a, b in zip(lean, full, strict=True):
+        assert a == b

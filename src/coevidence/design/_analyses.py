@@ -92,8 +92,12 @@ class ClusterMeans:
 #: Per-process cache of fitted growth models by design (issue 17): a replicate whose panel
 #: matches a cached one in everything but the outcome values (same rows, randomisation, waves
 #: and missing-outcome pattern) is refitted (``refit_growth``: X and Z cross-products reused,
-#: the optimizer started as in a fresh fit, so the numbers are exactly ``fit_growth``'s).
-_REFITS: OrderedDict[Any, tuple[Any, Any, Any]] = OrderedDict()
+#: the optimizer started as in a fresh fit, so the numbers are exactly ``fit_growth``'s). The
+#: model-based growth analysis takes the lean path (``Refitter.estimates``: no MixedResult, no
+#: frames, the design checks prepared once per template) when the refit is clean -- no fit
+#: warning, no between-cluster df above the design limits -- and the full ``refit_growth``
+#: otherwise, so a replicate's numbers and warnings are those of ``fit_growth`` either way.
+_REFITS: OrderedDict[Any, tuple[Any, Any, Any, Any]] = OrderedDict()
 _REFITS_SIZE = 16
 
 
@@ -111,15 +115,113 @@ def _design_key(analysis: Any, panel: Any, y: str) -> tuple[Any, Any]:
     return (repr(analysis), y, design.shape, digest), design
 
 
-def _remember(key: Any, design: Any, res: Any) -> None:
+def _remember(key: Any, design: Any, res: Any, analysis: Any = None, panel: Any = None) -> None:
     from coevidence.models.mixed.refit import _refitter
 
     if res._fit.engine != "fast":
         return
-    _REFITS[key] = (design, res, _refitter(res))
+    plan = _lean_plan(analysis, res, panel) if analysis is not None else None
+    _REFITS[key] = (design, res, _refitter(res), plan)
     _REFITS.move_to_end(key)
     while len(_REFITS) > _REFITS_SIZE:
         _REFITS.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _LeanPlan:
+    """The design checks of ``refit_growth`` for one template, prepared once.
+
+    ``j``: the reported coefficient; ``level``: the assignment level; ``fall``: the
+    ``(index, limit)`` of between-cluster terms whose df above ``limit`` make
+    ``_design_inference`` bound the df; ``bounds``: those df bounds (coefficient -> cap);
+    ``guard``: ``(index, limit)`` of ``design_guard`` (a df above warns ``DesignDfWarning``).
+    """
+
+    j: int
+    level: str | None
+    fall: tuple[tuple[int, float], ...]
+    bounds: tuple[tuple[int, float], ...]
+    guard: tuple[tuple[int, float], ...]
+    conf_level: float
+
+
+def _lean_plan(analysis: Any, res: Any, panel: Any) -> _LeanPlan | None:
+    """``_design_inference`` and ``design_guard`` of ``refit_growth`` prepared for a template
+    (everything but the df they compare is fixed by the design); None when the lean path does
+    not apply (CR2, other df methods, piecewise time, a between term that is not modelled)."""
+    from coevidence.models.mixed._design import (
+        DESIGN_DF_FACTOR_MODELLED,
+        between_terms,
+        candidate_levels,
+        modelled_at,
+    )
+
+    growth = getattr(res, "growth", None)
+    if (getattr(analysis, "method", None) != "mixed" or res.cov_type == "cr2"
+            or res.df_method != "satterthwaite" or growth is None or growth.design is None
+            or growth.time_coding == "piecewise"):
+        return None
+    names = list(res.params.index)
+    js = [i for i, n in enumerate(names) if "time" in str(n) and "co_creation" in str(n)]
+    if len(js) != 1:
+        return None
+    info = res._info
+    level = growth.design.assignment_level
+    fall: list[tuple[int, float]] = []
+    bounds: dict[int, float] = {}
+    if level is not None:  # as growth._design_inference
+        from coevidence.models.mixed.growth import between_df_bounds
+
+        terms, _, bounds, bound = between_df_bounds(res, panel, level, {growth.time})
+        limit = max(DESIGN_DF_FACTOR_MODELLED * bound, bound + 20)
+        fall = [(bt.index, float(limit)) for bt in terms]
+        if not terms:
+            bounds = {}  # never applied
+    guard: list[tuple[int, float]] = []
+    levels = candidate_levels(info, panel, [level] if level else ())
+    if levels:  # as _design.design_guard
+        frame = info.data.copy()
+        for col in levels:
+            if col not in frame.columns:
+                frame[col] = panel.loc[info.row_index, col].to_numpy()
+        for bt in between_terms(info, frame, levels, names):
+            if not np.isfinite(bt.df_bound):
+                continue
+            if not modelled_at(res, frame, bt):
+                return None  # always warned about: left to refit_growth
+            guard.append((bt.index, float(max(DESIGN_DF_FACTOR_MODELLED * bt.df_bound,
+                                                  bt.df_bound + 20))))
+    return _LeanPlan(js[0], level, tuple(fall), tuple(sorted(bounds.items())), tuple(guard),
+                     float(res.conf_level))
+
+
+def _lean_refit(plan: _LeanPlan, refitter: Any, yv: np.ndarray) -> dict[str, Any] | None:
+    """The growth analysis's row from ``Refitter.estimates`` with ``refit_growth``'s design
+    inference and warnings (their class names), without a MixedResult."""
+    from coevidence.results.base import wald_tests
+
+    e = refitter.estimates(yv)
+    notes = set()
+    if e.messages:
+        notes.add("BoundaryFitWarning" if e.singular else "FitWarning")
+    df = e.df
+    if plan.bounds:
+        at_zero = any(g == plan.level and kind == "variance" and par != "(Intercept)"
+                      for g, par, kind in e.boundary)
+        fallen = any(not df[i] <= lim for i, lim in plan.fall)
+        if at_zero or fallen:  # between_df="auto"
+            idx = np.array([i for i, _ in plan.bounds], dtype=int)
+            caps = np.array([c for _, c in plan.bounds], dtype=float)
+            df = np.asarray(df, dtype=float).copy()
+            above = ~(df[idx] <= caps)
+            df[idx[above]] = caps[above]
+    if any(not df[i] <= lim for i, lim in plan.guard):
+        notes.add("DesignDfWarning")
+    _, p, lo, hi = wald_tests(e.beta, e.std_error, df, plan.conf_level)  # as tidy()
+    j = plan.j
+    return {"estimate": float(e.beta[j]), "std_error": float(e.std_error[j]),
+            "df": float(df[j]), "p_value": float(p[j]), "conf_low": float(lo[j]),
+            "conf_high": float(hi[j]), "warning": ";".join(sorted(notes))}
 
 
 @dataclass(frozen=True)
@@ -178,14 +280,18 @@ class Growth:
             if hit is not None and hit[0].equals(design):
                 from coevidence.models.mixed.refit import refit_growth
 
-                template, refitter = hit[1], hit[2]
+                template, refitter, plan = hit[1], hit[2], hit[3]
                 _REFITS.move_to_end(key)
                 yv = panel.loc[template._info.row_index, y].to_numpy(float)
+                if plan is not None and np.all(np.isfinite(yv)):
+                    lean = _lean_refit(plan, refitter, yv)
+                    if lean is not None:
+                        return lean
                 res = refit_growth(template, yv, panel, refitter=refitter)
             else:
                 res = fit_growth(panel, y, levels=levels, conf_level=self.conf_level,
                                  assigned_at=unit, **extra)
-                _remember(key, design, res)
+                _remember(key, design, res, self, panel)
         tidy = res.tidy()
         row = tidy[tidy["term"].str.contains("time") & tidy["term"].str.contains("co_creation")]
         if len(row) != 1:

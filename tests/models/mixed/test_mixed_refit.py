@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import coevidence as cv
+from coevidence.exceptions import ModelSpecificationError
 from coevidence.models.mixed.datasets import load_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::coevidence.exceptions.CoevidenceWarning")
@@ -96,7 +97,7 @@ def test_refit_of_a_pickled_result_and_bad_length():
     res = pickle.loads(pickle.dumps(cv.fit_mixed(FORMULA, _three_level(1))))
     new = _three_level(6)
     _same(res.refit(new["y"].to_numpy()), cv.fit_mixed(FORMULA, new), tol=1e-12)
-    with pytest.raises(cv.exceptions.ModelSpecificationError):
+    with pytest.raises(ModelSpecificationError):
         res.refit(new["y"].to_numpy()[:-1])
 
 
@@ -120,3 +121,58 @@ def test_growth_refit_equals_fit_growth():
         ref = res.refit(y)
         _same(ref, fresh, tol=1e-12)
         assert ref.growth.design == fresh.growth.design
+
+
+# ----------------------------------------------------------------------------- lean path
+def _refitter_of(res):
+    from coevidence.models.mixed.refit import _refitter
+
+    return _refitter(res)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_lean_estimates_equal_fresh_fit(reml):
+    """Refitter.estimates / refit_many: beta, SE, Satterthwaite df of every coefficient and of
+    an arm-by-time contrast equal a fresh fit_mixed (to 1e-10; in fact bit for bit)."""
+    res = cv.fit_mixed(FORMULA, _three_level(0), reml=reml)
+    refitter = _refitter_of(res)
+    names = list(res.params.index)
+    L = np.zeros(len(names))
+    L[names.index("armb")] = 1.0
+    L[names.index("time:armb")] = 3.0  # arm difference at time 3
+    frames = [_three_level(s) for s in (1, 2, 3, 4)]
+    lean = refitter.refit_many([d["y"].to_numpy() for d in frames], L)
+    for d, e in zip(frames, lean, strict=True):
+        fresh = cv.fit_mixed(FORMULA, d, reml=reml)
+        t = fresh.tidy()
+        for got, col in ((e.beta, "estimate"), (e.std_error, "std_error"), (e.df, "df")):
+            np.testing.assert_allclose(got, t[col].to_numpy(), rtol=1e-10, atol=1e-12)
+        assert np.array_equal(e.beta, t["estimate"].to_numpy())
+        assert np.array_equal(e.df, t["df"].to_numpy())
+        V = fresh.vcov.to_numpy()
+        np.testing.assert_allclose(e.estimate, L @ fresh.params.to_numpy(), rtol=1e-10)
+        np.testing.assert_allclose(e.contrast_se, np.sqrt(L @ V @ L), rtol=1e-10)
+        np.testing.assert_allclose(e.contrast_df, fresh._inf.df_fn(L[None, :]), rtol=1e-10)
+        assert 0 <= e.p_value <= 1
+        assert e.messages == tuple(fresh.diagnostics.messages)
+        assert e.converged == fresh.diagnostics.converged
+        assert e.singular == fresh.diagnostics.singular
+        np.testing.assert_allclose(e.theta, fresh._fit.theta, rtol=1e-10, atol=1e-12)
+
+
+def test_lean_warm_start_and_other_df():
+    res = cv.fit_mixed(FORMULA, _three_level(0))
+    refitter = _refitter_of(res)
+    ys = [_three_level(s)["y"].to_numpy() for s in (5, 6, 7)]
+    cold = refitter.refit_many(ys)
+    warm = refitter.refit_many(ys, warm_start=True)
+    for a, b in zip(cold, warm, strict=True):
+        np.testing.assert_allclose(a.beta, b.beta, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a.df, b.df, rtol=1e-4)
+    r = refitter.estimates(ys[0], df_method="residual")
+    assert np.all(r.df == len(ys[0]) - len(r.beta))
+    assert np.array_equal(r.beta, cold[0].beta)
+    with pytest.raises(ModelSpecificationError):
+        refitter.estimates(ys[0], np.ones(2))
+    with pytest.raises(ModelSpecificationError):
+        refitter.estimates(ys[0], df_method="kenward_roger")

@@ -48,37 +48,98 @@ DESIGN_DF_FACTOR = 2.0
 DESIGN_DF_FACTOR_MODELLED = 4.0
 
 
-def constant_within(data: pd.DataFrame, var: str, group: str | Sequence[str]) -> bool:
-    """True when ``var`` takes one value within every level of ``group`` (NaN is a value)."""
+class _Codes:
+    """Integer codes of a frame's columns (``pd.factorize``, NaN a value), each computed once.
+
+    The guard asks many constancy questions of the same few columns; with the codes cached each
+    question is two vectorised passes over the rows (no sorting, no hashing).
+    """
+
+    def __init__(self, data: pd.DataFrame) -> None:
+        self.data = data
+        self._codes: dict = {}
+
+    def get(self, col) -> tuple[np.ndarray, int, bool]:
+        """``(codes, number of distinct values, whether NaN is one of them)``."""
+        hit = self._codes.get(col)
+        if hit is None:
+            codes, uniques = pd.factorize(self.data[col], use_na_sentinel=False)
+            has_na = bool(np.asarray(pd.isna(uniques)).any())
+            hit = (np.asarray(codes, dtype=np.intp), len(uniques), has_na)
+            self._codes[col] = hit
+        return hit
+
+    def group(self, keys: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Codes of the combinations of ``keys`` and their number."""
+        if len(keys) == 1:
+            c, k, _ = self.get(keys[0])
+            return c, k
+        hit = self._codes.get(tuple(keys))
+        if hit is None:
+            g = np.zeros(len(self.data), dtype=np.int64)
+            for key in keys:
+                c, k, _ = self.get(key)
+                g = g * k + c
+            codes, uniques = pd.factorize(g)
+            hit = (np.asarray(codes, dtype=np.intp), len(uniques))
+            self._codes[tuple(keys)] = hit
+        return hit
+
+    def nunique(self, col, dropna: bool = True) -> int:
+        """As ``Series.nunique``."""
+        _, k, has_na = self.get(col)
+        return k - int(dropna and has_na)
+
+
+def _first_of(v: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
+    """A value of ``v`` in every group (the last one written)."""
+    first = np.empty(n_groups, dtype=v.dtype)
+    first[g] = v
+    return first
+
+
+def _constant_codes(v: np.ndarray, g: np.ndarray, n_groups: int) -> bool:
+    return bool(np.array_equal(_first_of(v, g, n_groups)[g], v))
+
+
+def constant_within(data: pd.DataFrame, var: str, group: str | Sequence[str],
+                    cache: _Codes | None = None) -> bool:
+    """True when ``var`` takes one value within every level of ``group`` (NaN is a value).
+
+    ``cache`` (the codes of ``data``'s columns) saves refactorising columns across calls.
+    """
     keys = [group] if isinstance(group, str) else list(group)
-    v = pd.factorize(data[var], use_na_sentinel=False)[0].astype(np.int64)
-    g = np.zeros(len(data), dtype=np.int64)
-    for k in keys:
-        c = pd.factorize(data[k], use_na_sentinel=False)[0].astype(np.int64)
-        g = g * (int(c.max(initial=0)) + 1) + c
-    n_groups = len(np.unique(g))
-    n_pairs = len(np.unique(g * (int(v.max(initial=0)) + 1) + v))
-    return n_pairs == n_groups
+    codes = cache if cache is not None and cache.data is data else _Codes(data)
+    v = codes.get(var)[0]
+    g, n_groups = codes.group(keys)
+    return _constant_codes(v, g, n_groups)
 
 
 def coarsest_constant_level(
-    data: pd.DataFrame, var: str, levels: Sequence[str]
+    data: pd.DataFrame, var: str, levels: Sequence[str], cache: _Codes | None = None
 ) -> str | None:
     """The level with the fewest groups among ``levels`` within which ``var`` is constant.
 
     A level counts only when every value of ``var`` spans at least two of its groups (a
     relabelled copy of the arm is not a level the arm was assigned at).
     """
+    codes = cache if cache is not None and cache.data is data else _Codes(data)
+    v, n_values, _ = codes.get(var)
     cands = []
     for g in levels:
-        if g == var or not constant_within(data, var, g):
+        if g == var:
             continue
-        per_value = data.groupby(data[var].astype(str), sort=False)[g].nunique()
-        if (per_value >= 2).all():
+        gc, n_groups, _ = codes.get(g)
+        first = _first_of(v, gc, n_groups)
+        if not np.array_equal(first[gc], v):
+            continue
+        # groups per value of var (every group has exactly one value of var here)
+        per_value = np.bincount(first, minlength=n_values)
+        if (per_value[per_value > 0] >= 2).all():
             cands.append(g)
     if not cands:
         return None
-    return min(cands, key=lambda g: (data[g].nunique(dropna=False), list(levels).index(g)))
+    return min(cands, key=lambda g: (codes.nunique(g, dropna=False), list(levels).index(g)))
 
 
 @dataclass(frozen=True)
@@ -120,7 +181,8 @@ def _term_columns(info) -> list[tuple[int, set[str]]]:
 
 
 def between_terms(
-    info, frame: pd.DataFrame, levels: Sequence[str], fixed_names: Sequence[str]
+    info, frame: pd.DataFrame, levels: Sequence[str], fixed_names: Sequence[str],
+    cache: _Codes | None = None,
 ) -> list[BetweenTerm]:
     """Fixed columns whose term contains a variable constant within the clusters of a level.
 
@@ -129,13 +191,14 @@ def between_terms(
     """
     cols = _term_columns(info)
     n = len(frame)
+    codes = cache if cache is not None and cache.data is frame else _Codes(frame)
     constant: dict[str, str | None] = {}
     for _, vars_ in cols:
         for v in vars_:
             if v not in constant:
-                nun = frame[v].nunique(dropna=False)
+                nun = codes.nunique(v, dropna=False)
                 constant[v] = (
-                    coarsest_constant_level(frame, v, levels) if nun > 1 else None
+                    coarsest_constant_level(frame, v, levels, codes) if nun > 1 else None
                 )
     varies: dict[tuple[str, str], bool] = {}
 
@@ -143,7 +206,7 @@ def between_terms(
         """The variables of a term that vary within the clusters of ``level``."""
         for u in vars_:
             if (u, level) not in varies:
-                varies[u, level] = not constant_within(frame, u, level)
+                varies[u, level] = not constant_within(frame, u, level, codes)
         return tuple(sorted(u for u in vars_ if varies[u, level]))
 
     out: list[BetweenTerm] = []
@@ -151,8 +214,8 @@ def between_terms(
         hits = [(v, constant[v]) for v in sorted(vars_) if constant.get(v)]
         if not hits:
             continue
-        v, level = min(hits, key=lambda h: frame[h[1]].nunique())
-        G = int(frame[level].nunique())  # noqa: N806
+        v, level = min(hits, key=lambda h: codes.nunique(h[1]))
+        G = codes.nunique(level)
         if G >= n:
             continue
         within = within_part(vars_ - {v}, level)
@@ -163,12 +226,13 @@ def between_terms(
     return out
 
 
-def modelled_at(result, frame: pd.DataFrame, bt: BetweenTerm) -> bool:
+def modelled_at(result, frame: pd.DataFrame, bt: BetweenTerm,
+                cache: _Codes | None = None) -> bool:
     """Whether a random term at ``bt.level`` or coarser has the columns of ``bt.within`` (the
     intercept when ``within`` is empty): the term's effect then varies between clusters."""
     info = result._info
     for spec, term in zip(info.random, result._problem.terms):
-        if not all(f in frame.columns and constant_within(frame, f, bt.level)
+        if not all(f in frame.columns and constant_within(frame, f, bt.level, cache)
                    for f in spec.factors):
             continue
         cols = set(term.columns)
@@ -182,23 +246,27 @@ def modelled_at(result, frame: pd.DataFrame, bt: BetweenTerm) -> bool:
     return False
 
 
-def candidate_levels(info, data: pd.DataFrame | None, extra: Sequence[str] = ()) -> list[str]:
+def candidate_levels(info, data: pd.DataFrame | None, extra: Sequence[str] = (),
+                     cache: _Codes | None = None) -> list[str]:
     """Grouping columns of the model, ``extra`` ones, and columns of ``data`` above them.
 
     A column of ``data`` not in the model is a candidate when it is a label column (string,
     categorical, boolean-free integer ids) in which the model's coarsest grouping factor is
-    nested: the level a study may have randomised at without modelling it.
+    nested: the level a study may have randomised at without modelling it. ``cache``: the
+    codes of ``info.data``'s columns.
     """
     levels = list(dict.fromkeys([*info.group_columns, *[e for e in extra if e]]))
     if data is None or not len(info.group_columns):
         return levels
-    sub = data.loc[info.row_index]
-    base = min(info.group_columns, key=lambda g: info.data[g].nunique())
-    n = len(sub)
+    codes = cache if cache is not None and cache.data is info.data else _Codes(info.data)
+    base = min(info.group_columns, key=lambda g: codes.nunique(g))
+    base_codes, n_base, _ = codes.get(base)
+    n_base_unique = codes.nunique(base)
+    n = len(info.row_index)
     for col in data.columns:
         if col in levels or col in info.data.columns and col not in info.group_columns:
             continue
-        s = sub[col]
+        s = data[col]
         if not (
             isinstance(s.dtype, pd.CategoricalDtype)
             or pd.api.types.is_string_dtype(s)
@@ -206,13 +274,13 @@ def candidate_levels(info, data: pd.DataFrame | None, extra: Sequence[str] = ())
             or (pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s))
         ):
             continue
-        if s.isna().any():
+        s = s.loc[info.row_index]
+        col_codes, k, has_na = _Codes(pd.DataFrame({"col": s.to_numpy()})).get("col")
+        if has_na:
             continue
-        k = s.nunique()
-        if not 2 <= k <= max(n // 4, 2) or k >= info.data[base].nunique():
+        if not 2 <= k <= max(n // 4, 2) or k >= n_base_unique:
             continue
-        probe = pd.DataFrame({"base": info.data[base].to_numpy(), "col": s.to_numpy()})
-        if constant_within(probe, "col", "base"):  # the model's groups nest in col
+        if _constant_codes(col_codes, base_codes, n_base):  # the model's groups nest in col
             levels.append(col)
     return levels
 
@@ -224,22 +292,29 @@ def design_guard(result, data: pd.DataFrame | None = None, extra: Sequence[str] 
     Returns the flagged terms (empty when none).
     """
     info = result._info
-    levels = candidate_levels(info, data, extra)
+    model_codes = _Codes(info.data)
+    levels = candidate_levels(info, data, extra, model_codes)
     if not levels:
         return ()
-    frame = info.data.copy()
-    if data is not None:
-        for col in levels:
-            if col not in frame.columns:
-                frame[col] = data.loc[info.row_index, col].to_numpy()
-    terms = between_terms(info, frame, levels, list(result.params.index))
+    extra_cols = [c for c in levels if c not in info.data.columns] if data is not None else []
+    if extra_cols:
+        frame = info.data.copy()
+        for col in extra_cols:
+            frame[col] = data.loc[info.row_index, col].to_numpy()
+        codes = _Codes(frame)
+        codes._codes.update(model_codes._codes)  # same rows, same columns: reuse their codes
+    else:
+        frame, codes = info.data, model_codes
+    terms = between_terms(info, frame, levels, list(result.params.index), codes)
+    if not terms:
+        return ()
     dfs = result.tidy()["df"].to_numpy(float)
     flagged = []
     for bt in terms:
         df = dfs[bt.index]
         if not np.isfinite(bt.df_bound):
             continue
-        modelled = modelled_at(result, frame, bt)
+        modelled = modelled_at(result, frame, bt, codes)
         if result.cov_type == "cr2":
             bad = not df <= max(DESIGN_DF_FACTOR * bt.df_bound, bt.n_clusters)
         elif modelled:

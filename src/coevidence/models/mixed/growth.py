@@ -499,14 +499,15 @@ def fit_growth(
     return res.with_growth(spec)
 
 
-def _design_inference(res, data, level, source, reason, plan, time_coding, between_df, time):
-    """Bound the df of the between-cluster terms by ``G - q`` (see ``between_df``)."""
+def between_df_bounds(res, data, level: str, slope_vars):
+    """The between-cluster terms at ``level`` and their ``G - q`` df bounds.
+
+    Returns ``(terms, G, bounds, bound)``: the :class:`~._design.BetweenTerm` s at ``level``,
+    the number of clusters, the bound per coefficient index (the intercept and the time trend
+    ``slope_vars`` are between-cluster quantities too) and the smallest bound.
+    """
     from coevidence.models.mixed._design import between_terms
 
-    random_part = res.formula.split("~", 1)[1]
-    random_part = " + ".join(p.strip() for p in _random_parts(random_part))
-    if level is None:
-        return res, DesignInfo(None, 0, source, reason, plan, random_part)
     info = res._info
     frame = info.data.copy()
     if level not in frame.columns:
@@ -514,17 +515,26 @@ def _design_inference(res, data, level, source, reason, plan, time_coding, betwe
     names = list(res.params.index)
     terms = [bt for bt in between_terms(info, frame, [level], names) if bt.level == level]
     G = int(frame[level].nunique())  # noqa: N806
-    slope_vars = set(PIECES) if time_coding == "piecewise" else {time}
     bounds = {bt.index: bt.df_bound for bt in terms}
     by_within = {bt.within: bt.df_bound for bt in terms}
     fallback = min(bounds.values(), default=float(max(G - 1, 1)))
-    # the intercept and the time trend are between-cluster quantities too
     for j, n in enumerate(names):
         if n == "(Intercept)":
             bounds[j] = by_within.get((), fallback)
         elif n in slope_vars:
             bounds[j] = by_within.get((n,), fallback)
-    bound = min(bounds.values(), default=fallback)
+    return terms, G, bounds, min(bounds.values(), default=fallback)
+
+
+def _design_inference(res, data, level, source, reason, plan, time_coding, between_df, time):
+    """Bound the df of the between-cluster terms by ``G - q`` (see ``between_df``)."""
+
+    random_part = res.formula.split("~", 1)[1]
+    random_part = " + ".join(p.strip() for p in _random_parts(random_part))
+    if level is None:
+        return res, DesignInfo(None, 0, source, reason, plan, random_part)
+    slope_vars = set(PIECES) if time_coding == "piecewise" else {time}
+    terms, G, bounds, bound = between_df_bounds(res, data, level, slope_vars)  # noqa: N806
     vc = res.diagnostics.boundary
     here = vc[vc["group"] == level]
     at_zero = bool(here[(here["kind"] == "variance")

@@ -34,14 +34,37 @@ def projected(g: np.ndarray, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return np.where((x <= lower + 1e-10) & (g > 0), 0.0, g)
 
 
+class _Memo:
+    """``fg`` remembering its last few points: the optimiser's final point, the start of the
+    Newton polish and the restart checks are often points already evaluated."""
+
+    def __init__(self, fg: Callable[[np.ndarray], tuple[float, np.ndarray]], size: int = 8):
+        self.fg, self.size = fg, size
+        self._seen: dict[bytes, tuple[float, np.ndarray]] = {}
+        self.hit = False
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        key = np.ascontiguousarray(x, dtype=float).tobytes()
+        out = self._seen.get(key)
+        self.hit = out is not None
+        if out is None:
+            out = self.fg(np.array(x, dtype=float))
+            if len(self._seen) >= self.size:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[key] = out
+        v, g = out
+        return v, np.array(g, dtype=float, copy=True)
+
+
 @dataclass
 class _Counter:
     fg: Callable[[np.ndarray], tuple[float, np.ndarray]]
     n: int = 0
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        self.n += 1
         v, g = self.fg(x)
+        if not getattr(self.fg, "hit", False):  # evaluations, not look-ups of a _Memo
+            self.n += 1
         if not np.isfinite(v) or not np.all(np.isfinite(g)):
             return 1e300, np.zeros_like(x)
         return float(v), g
@@ -133,6 +156,7 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None, xscale=None):
     Returns (best theta, attempts, index of the chosen attempt).
     """
     xscale = np.ones(len(x0)) if xscale is None else np.asarray(xscale, float)
+    fg = _Memo(fg)
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     attempts: list[OptimizerAttempt] = []
     xs: list[np.ndarray] = []

@@ -7,12 +7,16 @@ the outcome's cross-products ``Z'y``, ``X'y`` and ``y'y`` (with exactly the oper
 fit's numbers bit for bit) and optionally warm-starts the optimizer at a previous theta.
 
 The fit itself is :meth:`FastEngine._fit` given the kept structure and blocks (one code path
-for fits and refits).
+for fits and refits). The lean path (:meth:`Refitter.estimates`, :meth:`Refitter.refit_many`)
+runs the same optimizer and Satterthwaite computations operation for operation (so its numbers
+are those of a fresh fit) but builds no ``MixedResult``, random-effect tables, DataFrames or
+diagnostics frames: it returns what a power simulation reads (:class:`RefitEstimates`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import contextlib
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import linalg
@@ -21,9 +25,73 @@ from ....exceptions import ModelSpecificationError
 from .._engine import EngineFit, MixedProblem
 from ._deviance import Blocks, precompute
 from ._structure import Structure, analyse
-from .engine import FastEngine, _one_blas_thread
+from .engine import SINGULAR_TOL, FastEngine, _AtVarpar
 
-__all__ = ["Refitter", "refit_blocks"]
+__all__ = ["RefitEstimates", "Refitter", "refit_blocks"]
+
+_CONTROLLER = None
+
+
+def _blas_one():
+    """``engine._one_blas_thread`` with a cached threadpoolctl controller (the library scan that
+    ``threadpool_limits`` repeats on every call costs a few ms, as much as a small fit)."""
+    global _CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+class _LeanAt(_AtVarpar):
+    """``_AtVarpar`` whose Satterthwaite pieces run under the caller's BLAS limit."""
+
+    def satterthwaite_pieces(self, x0: np.ndarray):
+        from ._derivatives import satterthwaite_pieces
+
+        struct, blocks = self._pieces()
+        return satterthwaite_pieces(blocks, struct, self.problem, x0)
+
+
+@dataclass(frozen=True)
+class RefitEstimates:
+    """What a refit's inference needs, without a ``MixedResult`` (:meth:`Refitter.estimates`).
+
+    ``std_error`` and ``df`` are per coefficient (``df`` Satterthwaite, or the residual df /
+    infinity for ``df_method="residual"`` / ``"z"``), exactly as ``tidy()`` of a fresh
+    ``fit_mixed``; ``estimate``, ``contrast_se``, ``contrast_df``, ``p_value`` are those of the
+    contrast ``L`` (a row of weights on the coefficients; NaN when none was given).
+    ``messages`` are the fit's diagnostics messages (the warnings a fresh fit would give):
+    empty for a clean fit. ``boundary``: the ``(group, parameter, kind)`` rows of
+    ``diagnostics.boundary`` that are at the boundary.
+    """
+
+    beta: np.ndarray
+    vcov: np.ndarray
+    std_error: np.ndarray
+    df: np.ndarray
+    theta: np.ndarray
+    internal_theta: np.ndarray
+    varpar: np.ndarray
+    objective: float
+    converged: bool
+    singular: bool
+    hessian_ok: bool
+    gradient_norm: float
+    messages: tuple[str, ...]
+    boundary: tuple[tuple[str, str, str], ...] = ()
+    estimate: float = float("nan")
+    contrast_se: float = float("nan")
+    contrast_df: float = float("nan")
+    statistic: float = float("nan")
+    p_value: float = float("nan")
+
+    @property
+    def ok(self) -> bool:
+        """Converged, not singular, positive-definite Hessian, small gradient (no warning)."""
+        return not self.messages
 
 
 def refit_blocks(blocks: Blocks, struct: Structure, problem: MixedProblem) -> Blocks:
@@ -122,13 +190,147 @@ class Refitter:
         """Fit outcome ``y``; ``start``: internal theta to start from (default: the engine's
         usual start, giving exactly a fresh fit's answer)."""
         problem = self.problem_for(y)
-        with _one_blas_thread():
+        with _blas_one():
             blocks = refit_blocks(self.blocks, self.struct, problem)
             return self.engine._fit(problem, self.struct, blocks, start)
 
     def internal_theta(self, fit: EngineFit) -> np.ndarray:
         """The optimizer's theta of a fit (its reported theta in the structure's order)."""
         return _internal_theta(self.struct, fit)
+
+    # ------------------------------------------------------------------ lean path
+    def estimates(self, y: np.ndarray, contrast: np.ndarray | None = None, *,
+                  start: np.ndarray | None = None, df_method: str = "satterthwaite"
+                  ) -> RefitEstimates:
+        """Estimates, SEs and df of outcome ``y`` (and of ``contrast``) without a MixedResult.
+
+        The same numbers as ``fit_mixed`` on the new outcome (``start=None``): the optimizer,
+        vcov and Satterthwaite ingredients are computed with exactly a fresh fit's operations.
+        ``df_method``: ``"satterthwaite"`` (default), ``"residual"`` or ``"z"``.
+        """
+        with _blas_one():
+            return self._estimates(y, contrast, start, df_method)
+
+    def refit_many(self, Y, contrast: np.ndarray | None = None, *, warm_start: bool = False,
+                   df_method: str = "satterthwaite") -> list[RefitEstimates]:
+        """:meth:`estimates` for each outcome (rows of ``Y``, or an iterable of vectors).
+
+        ``warm_start=True`` starts each fit at the previous one's theta (fewer evaluations; the
+        same optimum to the optimizer's tolerance, not bit for bit).
+        """
+        out: list[RefitEstimates] = []
+        start = None
+        with _blas_one():
+            for y in Y:
+                e = self._estimates(y, contrast, start, df_method)
+                out.append(e)
+                if warm_start and e.converged and np.all(np.isfinite(e.internal_theta)):
+                    start = e.internal_theta
+        return out
+
+    def _core_fit(self, problem: MixedProblem, blocks: Blocks, start):
+        """:meth:`FastEngine._optimum` (the fit's own code path) without the random-effect
+        tables, so the same numbers."""
+        struct, engine = self.struct, self.engine
+        opt = engine._optimum(problem, struct, blocks, start)
+        theta, attempts, chosen, objective = opt.theta, opt.attempts, opt.chosen, opt.objective
+        beta, sigma2, vcov, covs, varpar = opt.beta, opt.sigma2, opt.vcov, opt.covs, opt.varpar
+        fit = EngineFit(
+            beta=beta, vcov_beta=vcov, covariances=covs, sigma2=float(sigma2),
+            theta=struct.report_theta(theta), loglik=-0.5 * objective,
+            objective=float(objective), ranef=(), ranef_condvar=(), varpar=varpar,
+            vcov_at=_LeanAt(engine, problem, "vcov", struct, blocks),
+            objective_at=_LeanAt(engine, problem, "objective", struct, blocks),
+            attempts=tuple(attempts), chosen=chosen, engine=engine.name,
+        )
+        return fit, theta
+
+    def _estimates(self, y, contrast, start, df_method) -> RefitEstimates:
+        from coevidence.models.mixed.api import (
+            BOUNDARY_REL,
+            CORR_TOL,
+            GRAD_TOL,
+            _hessian_eigen,
+            _scaled_satterthwaite,
+        )
+        from coevidence.results.base import wald_tests
+
+        problem = self.problem_for(y)
+        blocks = refit_blocks(self.blocks, self.struct, problem)
+        fit, itheta = self._core_fit(problem, blocks, start)
+        p = blocks.p
+        terms = problem.terms
+        sizes = tuple(len(t.columns) for t in terms)
+        vcov = np.asarray(fit.vcov_beta)
+        if df_method == "satterthwaite":
+            sat, h_scaled = _scaled_satterthwaite(fit, problem, sizes)
+            df = sat.df(np.eye(p))
+            eig, hess_ok = _hessian_eigen(sat.hessian, h_scaled)
+        elif df_method in ("residual", "z"):
+            sat = None
+            d = float(len(problem.y) - p) if df_method == "residual" else np.inf
+            df = np.full(p, d)
+            eig, hess_ok = np.empty(0), True  # as a fresh fit reports before its lazy check
+        else:
+            raise ModelSpecificationError(
+                f"refit estimates: df_method must be 'satterthwaite', 'residual' or 'z', got "
+                f"{df_method!r}")
+        se = np.sqrt(np.diag(vcov))
+        # the diagnostics of api._diagnostics, without its frames
+        var_y = float(np.var(problem.y)) or 1.0
+        theta = np.asarray(fit.theta)
+        singular, where, pos = False, [], 0
+        for t, c in zip(terms, fit.covariances, strict=True):
+            k = len(t.columns)
+            sd = np.sqrt(np.clip(np.diag(c), 0, None))
+            for i in range(k):
+                for j in range(i + 1):
+                    if i == j:
+                        at = float(c[i, i]) / var_y < BOUNDARY_REL
+                    else:
+                        val = (float(c[i, j] / (sd[i] * sd[j])) if sd[i] * sd[j] > 0
+                               else float("nan"))
+                        at = bool(np.isfinite(val) and abs(val) > 1 - CORR_TOL)
+                    if at:
+                        name = t.columns[i] if i == j else f"{t.columns[j]},{t.columns[i]}"
+                        where.append((t.group, name,
+                                      "variance" if i == j else "correlation"))
+            diag_pos = [pos + sum(k - m for m in range(j)) for j in range(k)]
+            if np.any(np.abs(theta[diag_pos]) < SINGULAR_TOL):
+                singular = True
+            pos += k * (k + 1) // 2
+        singular = singular or bool(where)
+        messages = []
+        if not fit.converged:
+            messages.append("the optimizer did not converge")
+        if singular:
+            detail = ", ".join(f"{g}:{nm}" for g, nm, _ in where) or "theta"
+            messages.append(f"singular fit (boundary at {detail})")
+        if not hess_ok and not singular:
+            messages.append("the deviance Hessian is not positive definite "
+                            f"(smallest eigenvalue {eig.min():.3g})")
+        grad = fit.attempts[fit.chosen].gradient_norm if fit.attempts else float("nan")
+        if fit.converged and not singular and np.isfinite(grad) and grad > GRAD_TOL:
+            messages.append(f"relative gradient at the optimum {grad:.3g} exceeds {GRAD_TOL}")
+        extra = {}
+        if contrast is not None:
+            L = np.asarray(contrast, float).reshape(-1)
+            if L.shape != (p,):
+                raise ModelSpecificationError(
+                    f"refit estimates: the contrast needs {p} weights, got {L.shape}")
+            est = float(L @ fit.beta)
+            cse = float(np.sqrt(L @ vcov @ L))
+            cdf = float(sat.df(L[None, :])[0]) if sat is not None else float(df[0])
+            stat, pv, _, _ = wald_tests(est, cse, cdf)
+            extra = {"estimate": est, "contrast_se": cse, "contrast_df": cdf,
+                     "statistic": float(stat), "p_value": float(pv)}
+        return RefitEstimates(
+            beta=np.asarray(fit.beta), vcov=vcov, std_error=se, df=np.asarray(df, float),
+            theta=theta, internal_theta=np.asarray(itheta, float),
+            varpar=np.asarray(fit.varpar), objective=float(fit.objective),
+            converged=bool(fit.converged), singular=bool(singular), hessian_ok=bool(hess_ok),
+            gradient_norm=float(grad), messages=tuple(messages), boundary=tuple(where),
+            **extra)
 
 
 def _internal_theta(struct: Structure, fit: EngineFit) -> np.ndarray:

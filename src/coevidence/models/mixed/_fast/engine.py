@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,23 @@ from ._optimize import minimise
 from ._structure import Structure, analyse
 
 __all__ = ["SINGULAR_TOL", "FastEngine", "is_singular", "theta_lower"]
+
+class _Optimum(NamedTuple):
+    """A fit at its optimum before the random-effect tables (see ``FastEngine._optimum``)."""
+
+    theta: np.ndarray
+    attempts: list
+    chosen: int
+    fac: object
+    objective: float
+    beta_c: np.ndarray
+    beta: np.ndarray
+    sigma2: float
+    vcov: np.ndarray
+    lams: list
+    covs: tuple
+    varpar: np.ndarray
+
 
 #: lme4's ``isSingular`` tolerance on the bounded (diagonal) theta elements.
 SINGULAR_TOL = 1e-4
@@ -69,6 +87,21 @@ def _psd_factor(S: np.ndarray) -> np.ndarray | None:
         if np.min(w) < -tol:
             return None
         return U * np.sqrt(np.clip(w, 0.0, None))
+
+
+def _full_column_rank(X: np.ndarray) -> bool:
+    """``matrix_rank(X) == p`` (on the first 100000 rows, then all), with a cheap sufficient test.
+
+    When the eigenvalues of ``X'X`` give ``s_min / s_max > 1e-4`` the singular values of ``X``
+    are far above ``matrix_rank``'s tolerance (``s_max max(n, p) eps``), so no SVD is needed.
+    """
+    n, p = X.shape
+    if p == 0:
+        return True
+    w = np.linalg.eigvalsh(X.T @ X)
+    if np.isfinite(w).all() and w[-1] > 0 and w[0] > 1e-8 * w[-1]:
+        return True
+    return not (np.linalg.matrix_rank(X[: min(n, 100000)]) < p and np.linalg.matrix_rank(X) < p)
 
 
 def theta_lower(problem: MixedProblem) -> np.ndarray:
@@ -196,28 +229,47 @@ class FastEngine:
 
     def supports(self, problem: MixedProblem) -> tuple[bool, str]:
         """Whether the model is fitted exactly: nested or single grouping factors."""
+        ok, reason, _ = self._check(problem)
+        return ok, reason
+
+    def _check(self, problem: MixedProblem) -> tuple[bool, str, Structure | None]:
+        """``supports`` and the structure analysis, remembered for the last problem (the API
+        asks ``supports`` and then fits the same problem)."""
+        last = self.__dict__.get("_last_check")
+        if last is not None and last[0] is problem:
+            return last[1]
+        out = self._check_uncached(problem)
+        self._last_check = (problem, out)
+        return out
+
+    @staticmethod
+    def _check_uncached(problem: MixedProblem) -> tuple[bool, str, Structure | None]:
         bad = _non_finite(problem)
         if bad:
-            return False, bad
+            return False, bad, None
         struct, reason = analyse(problem)
         if struct is None:
-            return False, reason
+            return False, reason, None
         n, p = np.shape(problem.X)
         if n <= p:
-            return False, f"{n} rows for {p} fixed effects"
-        if np.linalg.matrix_rank(np.asarray(problem.X, float)[: min(n, 100000)]) < p and (
-            np.linalg.matrix_rank(np.asarray(problem.X, float)) < p
-        ):
-            return False, "the fixed-effects model matrix is rank deficient"
-        return True, ""
+            return False, f"{n} rows for {p} fixed effects", None
+        if not _full_column_rank(np.asarray(problem.X, float)):
+            return False, "the fixed-effects model matrix is rank deficient", None
+        return True, "", struct
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_last_check", None)
+        return state
 
     def fit(self, problem: MixedProblem) -> EngineFit:
         """Fit the model; see :class:`~coevidence.models.mixed._engine.EngineFit`."""
-        ok, reason = self.supports(problem)
+        ok, reason, struct = self._check(problem)
         if not ok:
             raise ModelSpecificationError(f"fast engine cannot fit this model: {reason}")
+        self.__dict__.pop("_last_check", None)  # do not keep the problem alive
         with _one_blas_thread():
-            return self._fit(problem)
+            return self._fit(problem, struct)
 
     def _fit(self, problem: MixedProblem, struct: Structure | None = None,
              blocks=None, start: np.ndarray | None = None) -> EngineFit:
@@ -228,6 +280,36 @@ class FastEngine:
             assert struct is not None
         if blocks is None:
             blocks = precompute(problem, struct)
+        opt = self._optimum(problem, struct, blocks, start)
+        theta, attempts, chosen, fac, objective = opt[:5]
+        beta_c, beta, sigma2, vcov, lams, covs, varpar = opt[5:]
+        ranef, condvar = self._ranef(problem, struct, fac, lams, beta_c, sigma2)
+
+        vcov_at = _AtVarpar(self, problem, "vcov", struct, blocks)
+        objective_at = _AtVarpar(self, problem, "objective", struct, blocks)
+
+        return EngineFit(
+            beta=beta,
+            vcov_beta=vcov,
+            covariances=covs,
+            sigma2=float(sigma2),
+            theta=struct.report_theta(theta),
+            loglik=-0.5 * objective,
+            objective=float(objective),
+            ranef=ranef,
+            ranef_condvar=condvar,
+            varpar=varpar,
+            vcov_at=vcov_at,
+            objective_at=objective_at,
+            attempts=tuple(attempts),
+            chosen=chosen,
+            engine=self.name,
+        )
+
+
+    def _optimum(self, problem: MixedProblem, struct: Structure, blocks, start=None) -> _Optimum:
+        """Optimise theta on the kept ``blocks`` and compute everything but the random-effect
+        tables (shared by fits and the lean refits of :mod:`._refit`: one code path)."""
         n, p, reml = blocks.n, blocks.p, bool(problem.reml)
         y = np.asarray(problem.y, float)
         if blocks.XytXy[p, p] <= (1e-12 * float(np.linalg.norm(y))) ** 2:
@@ -260,29 +342,9 @@ class FastEngine:
         vcov = sigma2 * linalg.cho_solve((L11, True), np.eye(p))
         lams = struct.lambdas(theta)
         covs = tuple(self._term_cov(struct, lams, t_i, sigma2) for t_i in range(len(problem.terms)))
-        ranef, condvar = self._ranef(problem, struct, fac, lams, beta_c, sigma2)
         varpar = self._varpar(problem, covs, sigma2)
-
-        vcov_at = _AtVarpar(self, problem, "vcov", struct, blocks)
-        objective_at = _AtVarpar(self, problem, "objective", struct, blocks)
-
-        return EngineFit(
-            beta=beta,
-            vcov_beta=vcov,
-            covariances=covs,
-            sigma2=float(sigma2),
-            theta=struct.report_theta(theta),
-            loglik=-0.5 * objective,
-            objective=float(objective),
-            ranef=ranef,
-            ranef_condvar=condvar,
-            varpar=varpar,
-            vcov_at=vcov_at,
-            objective_at=objective_at,
-            attempts=tuple(attempts),
-            chosen=chosen,
-            engine=self.name,
-        )
+        return _Optimum(theta, attempts, chosen, fac, objective, beta_c, beta, float(sigma2),
+                        vcov, lams, covs, varpar)
 
     # ----------------------------------------------------------------------------- helpers
     @staticmethod
