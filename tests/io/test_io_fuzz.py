@@ -72,7 +72,7 @@ def hash_seed(*key: object) -> int:
     return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:8], "big")
 
 
-def _judge(way: str, variant: fw.Variant) -> None:
+def assert_judged(way: str, variant: fw.Variant) -> None:
     findings = fw.run(variant, fw.MAKERS[way][1])
     assert not findings, json.dumps([f.__dict__ for f in findings], indent=1, default=str)[:3000]
 
@@ -84,7 +84,7 @@ def _fuzz_test(way: str, n_corruptions: int | None, part: int):
     @_settings(key)
     @given(variant=variants(way, n_corruptions))
     def test(variant: fw.Variant) -> None:
-        _judge(way, variant)
+        assert_judged(way, variant)
 
     test.__name__ = f"test_fuzz_{way}_{'mixed' if n_corruptions is None else n_corruptions}_{part}"
     return test

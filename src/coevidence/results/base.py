@@ -7,13 +7,10 @@ renderings of those data (``summary()``, ``repr``, ``_repr_html_``).
 
 from __future__ import annotations
 
-import dataclasses
 import html
-import importlib
 import math
-import types
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,7 +26,6 @@ __all__ = [
     "df_method_code",
     "freeze",
     "glance_frame",
-    "portable",
     "read_only",
     "tidy_frame",
     "wald_tests",
@@ -290,106 +286,6 @@ def glance_frame(
     return pd.DataFrame([row])
 
 
-# ----------------------------------------------------------------------------- pickling
-class _NestedFunction:
-    """A picklable stand-in for a function defined inside another function (a closure).
-
-    Pickled as (module, qualified name, first line, closure values); rebuilt from the code
-    object found in the enclosing module-level function, so the same source must be
-    importable when unpickling. Used only for closures coevidence cannot avoid storing.
-    """
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        code = fn.__code__  # type: ignore[attr-defined]
-        self.module = fn.__module__
-        self.qualname = fn.__qualname__
-        self.name = code.co_name
-        self.lineno = code.co_firstlineno
-        self.cells = tuple(
-            portable(c.cell_contents) for c in (fn.__closure__ or ())  # type: ignore[attr-defined]
-        )
-        self.defaults = fn.__defaults__  # type: ignore[attr-defined]
-        self._fn: Callable[..., Any] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_fn"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._fn = None
-
-    def _resolve(self) -> Callable[..., Any]:
-        if self._fn is None:
-            mod = importlib.import_module(self.module)
-            outer: Any = mod
-            for part in self.qualname.split(".<locals>.")[0].split("."):
-                outer = getattr(outer, part)
-            outer = getattr(outer, "__func__", outer)
-            found = [c for c in _code_consts(outer.__code__)
-                     if c.co_name == self.name and c.co_firstlineno == self.lineno]
-            if not found:
-                same = [c for c in _code_consts(outer.__code__) if c.co_name == self.name]
-                if len(same) != 1:
-                    raise RuntimeError(
-                        f"cannot rebuild {self.qualname} (line {self.lineno}) of {self.module}: "
-                        "the source changed since the result was pickled"
-                    )
-                found = same
-            cells = tuple(types.CellType(v) for v in self.cells)
-            self._fn = types.FunctionType(found[0], mod.__dict__, self.name, self.defaults, cells)
-        return self._fn
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._resolve()(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<picklable closure {self.module}.{self.qualname}>"
-
-
-def _code_consts(code: types.CodeType) -> list[types.CodeType]:
-    out = []
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            out.append(c)
-            out += _code_consts(c)
-    return out
-
-
-def _is_local_function(value: Any) -> bool:
-    return isinstance(value, types.FunctionType) and "<locals>" in value.__qualname__
-
-
-def portable(value: Any, _depth: int = 0) -> Any:
-    """``value`` with local functions (closures) replaced by picklable stand-ins.
-
-    Looks one level into dicts, tuples, lists and dataclass fields (where results keep the
-    callables their fits return); anything else is returned as is.
-    """
-    if _is_local_function(value):
-        return _NestedFunction(value)
-    if isinstance(value, FrozenDict):
-        return FrozenDict({k: portable(v) for k, v in value.items()})
-    if isinstance(value, dict):
-        return {k: portable(v) for k, v in value.items()}
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(portable(v) for v in value)
-    if isinstance(value, list):
-        return [portable(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type) and _depth < 3:
-        changes = {}
-        for f in dataclasses.fields(value):
-            if not f.init or not hasattr(value, f.name):
-                continue
-            old = object.__getattribute__(value, f.name)
-            if callable(old) or dataclasses.is_dataclass(old):
-                new = portable(old, _depth + 1)
-                if new is not old:
-                    changes[f.name] = new
-        if changes:
-            return dataclasses.replace(value, **changes)
-    return value
-
-
 # ----------------------------------------------------------------------------- the base
 class ResultBase(ABC):
     """The contract every fitted result meets (checked by :func:`coevidence.testing.check_result`).
@@ -465,9 +361,6 @@ class ResultBase(ABC):
     def _freeze(self) -> None:
         """Call at the end of ``__init__``: later attribute assignment raises."""
         object.__setattr__(self, "_frozen", True)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: portable(v) for k, v in self.__dict__.items()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

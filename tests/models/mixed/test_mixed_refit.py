@@ -31,7 +31,7 @@ def _three_level(seed: int, n_prov: int = 10, orgs: int = 6, waves: int = 4) -> 
                          "provider": prov.astype(str)})
 
 
-def _same(a, b, tol=1e-8):
+def assert_same_fit(a, b, tol=1e-8):
     ta, tb = a.tidy(), b.tidy()
     assert list(ta["term"]) == list(tb["term"])
     for col in ("estimate", "std_error", "df", "p_value", "conf_low", "conf_high"):
@@ -53,7 +53,7 @@ def test_refit_equals_fresh_fit(kw):
         new = _three_level(seed)
         fresh = cv.fit_mixed(FORMULA, new, **kw)
         ref = res.refit(new["y"].to_numpy(), cluster=kw.get("cluster"))
-        _same(ref, fresh, tol=1e-12)
+        assert_same_fit(ref, fresh, tol=1e-12)
         assert ref.nobs == fresh.nobs and ref.df_method == fresh.df_method
         assert ref.cov_type == fresh.cov_type
         np.testing.assert_array_equal(ref.data["y"].to_numpy(), new["y"].to_numpy())
@@ -64,9 +64,9 @@ def test_refit_sleepstudy_and_series_alignment():
     f = "reaction ~ days + (days | subject)"
     res = cv.fit_mixed(f, data)
     y = data["reaction"] + np.random.default_rng(5).normal(0, 20, len(data))
-    _same(res.refit(y), cv.fit_mixed(f, data.assign(reaction=y)), tol=1e-12)
+    assert_same_fit(res.refit(y), cv.fit_mixed(f, data.assign(reaction=y)), tol=1e-12)
     shuffled = y.sample(frac=1.0, random_state=1)  # aligned on the index, not the order
-    _same(res.refit(shuffled), cv.fit_mixed(f, data.assign(reaction=y)), tol=1e-12)
+    assert_same_fit(res.refit(shuffled), cv.fit_mixed(f, data.assign(reaction=y)), tol=1e-12)
 
 
 def test_warm_start_reaches_the_same_optimum():
@@ -90,13 +90,13 @@ def test_missing_outcome_falls_back_to_a_fresh_fit():
         ref = res.refit(y)
         fresh = cv.fit_mixed(FORMULA, new.assign(y=y))
     assert ref.nobs == len(y) - 3
-    _same(ref, fresh, tol=1e-12)
+    assert_same_fit(ref, fresh, tol=1e-12)
 
 
 def test_refit_of_a_pickled_result_and_bad_length():
     res = pickle.loads(pickle.dumps(cv.fit_mixed(FORMULA, _three_level(1))))
     new = _three_level(6)
-    _same(res.refit(new["y"].to_numpy()), cv.fit_mixed(FORMULA, new), tol=1e-12)
+    assert_same_fit(res.refit(new["y"].to_numpy()), cv.fit_mixed(FORMULA, new), tol=1e-12)
     with pytest.raises(ModelSpecificationError):
         res.refit(new["y"].to_numpy()[:-1])
 
@@ -119,7 +119,7 @@ def test_growth_refit_equals_fit_growth():
         y = panel["research_use"].to_numpy() + rng.normal(0, 0.5, len(panel))
         fresh = cv.fit_growth(panel.assign(research_use=y), "research_use", **kw)
         ref = res.refit(y)
-        _same(ref, fresh, tol=1e-12)
+        assert_same_fit(ref, fresh, tol=1e-12)
         assert ref.growth.design == fresh.growth.design
 
 

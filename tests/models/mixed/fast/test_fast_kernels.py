@@ -20,7 +20,7 @@ def _both(fn, *args):
     return a, b
 
 
-def _close(a, b):
+def assert_close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(b).max()))
 
 
@@ -31,24 +31,24 @@ def test_kernels_match_numpy(q):
     R = rng.normal(size=(G, q, q))
     D = R @ R.transpose(0, 2, 1) + q * np.eye(q)
     L, Lnp = _both(_linalg.bchol, D)
-    _close(L, Lnp)
+    assert_close(L, Lnp)
     C = rng.normal(size=(G, q, m))
-    _close(*_both(_linalg.blsolve, L, C))
-    _close(*_both(_linalg.bltsolve, L, C))
-    _close(*_both(_linalg.bltsolve, L, C[:, :, 0]))
-    _close(*_both(_linalg.blsolve, L, C[:, :, :2]))  # non-contiguous view
+    assert_close(*_both(_linalg.blsolve, L, C))
+    assert_close(*_both(_linalg.bltsolve, L, C))
+    assert_close(*_both(_linalg.bltsolve, L, C[:, :, 0]))
+    assert_close(*_both(_linalg.blsolve, L, C[:, :, :2]))  # non-contiguous view
     lam = np.tril(rng.normal(size=(q, q)))
-    _close(*_both(_linalg.bltmul, lam, C))
-    _close(*_both(_linalg.bcongr, lam, D, lam))
+    assert_close(*_both(_linalg.bltmul, lam, C))
+    assert_close(*_both(_linalg.bcongr, lam, D, lam))
     B = rng.normal(size=(G, q, 3))
-    _close(*_both(_linalg.btdot, C, B))
-    _close(*_both(_linalg.bmm, D, C))
-    _close(*_both(_linalg.bmm, C.transpose(0, 2, 1), rng.normal(size=(q, 2))))
-    _close(*_both(_linalg.bmv, C, rng.normal(size=m)))
-    _close(*_both(_linalg.bsum_abt, C, rng.normal(size=(G, 3, m))))
+    assert_close(*_both(_linalg.btdot, C, B))
+    assert_close(*_both(_linalg.bmm, D, C))
+    assert_close(*_both(_linalg.bmm, C.transpose(0, 2, 1), rng.normal(size=(q, 2))))
+    assert_close(*_both(_linalg.bmv, C, rng.normal(size=m)))
+    assert_close(*_both(_linalg.bsum_abt, C, rng.normal(size=(G, 3, m))))
     M = rng.normal(size=(m, m))
-    _close(*_both(_linalg.bsum_aMbt, C, M, rng.normal(size=(G, 2, m))))
-    _close(*_both(_linalg.gsum, C.transpose(0, 2, 1), B))
+    assert_close(*_both(_linalg.bsum_aMbt, C, M, rng.normal(size=(G, 2, m))))
+    assert_close(*_both(_linalg.gsum, C.transpose(0, 2, 1), B))
     anc = np.sort(rng.integers(0, 5, size=G))
     anc = np.unique(anc, return_inverse=True)[1]
     starts = np.flatnonzero(np.r_[True, anc[1:] != anc[:-1]])
@@ -58,7 +58,7 @@ def test_kernels_match_numpy(q):
         _linalg.sub_btdot_seg(out, C, B, anc, starts)
         return out
 
-    _close(*_both(sub, rng.normal(size=(anc.max() + 1, m, 3))))
+    assert_close(*_both(sub, rng.normal(size=(anc.max() + 1, m, 3))))
 
 
 def test_non_positive_pivot_is_nan():

@@ -60,39 +60,29 @@ def precompute(problem, struct: Structure) -> Blocks:
 
     The outcome is first replaced by its OLS residual ``y - X b`` (the deviance is invariant to
     ``y -> y - X g``, only beta moves by g): this removes the cancellation that a large outcome
-    mean or trend would cause in the Schur complements and in the gradient.
+    mean or trend would cause in the Schur complements and in the gradient. The blocks of
+    ``Z`` and ``X`` are computed here; the outcome's by :func:`with_outcome` (which refits call
+    on their own, for a new ``y``).
     """
     X = np.asarray(problem.X, dtype=float)
-    y0 = np.asarray(problem.y, dtype=float)
     n, p = X.shape
-    XtX = X.T @ X
-    beta_ols = linalg.solve(XtX, X.T @ y0, assume_a="pos")
-    y = y0 - X @ beta_ols
-    cols = [X[:, c] for c in range(p)] + [y]
     m = p + 1
     Zs = [_level_Z(problem, lv) for lv in struct.levels]
-
-    def gsum(lv, w):
-        return np.bincount(lv.codes, weights=w, minlength=lv.G)
-
-    def is_one(v):
-        return bool(v[0] == 1.0 and np.all(v == 1.0))
-
+    ones = [[_is_one(Z[:, k]) for k in range(Z.shape[1])] for Z in Zs]
     ZtZ, ZtXy = [], []
-    ones = [[is_one(Z[:, k]) for k in range(Z.shape[1])] for Z in Zs]
     for i, lv in enumerate(struct.levels):
         Z = Zs[i]
         A = np.empty((lv.G, lv.q, lv.q))
         for a in range(lv.q):
             for b in range(a, lv.q):
                 w = None if (ones[i][a] and ones[i][b]) else Z[:, a] * Z[:, b]
-                A[:, a, b] = A[:, b, a] = gsum(lv, w)
+                A[:, a, b] = A[:, b, a] = _gsum(lv, w)
         ZtZ.append(A)
         B = np.empty((lv.G, lv.q, m))
         for a in range(lv.q):
             za = None if ones[i][a] else Z[:, a]
-            for c in range(m):
-                B[:, a, c] = gsum(lv, cols[c] if za is None else za * cols[c])
+            for c in range(p):
+                B[:, a, c] = _gsum(lv, X[:, c] if za is None else za * X[:, c])
         ZtXy.append(B)
     ZtZa = {}
     for i, j in struct.anc:
@@ -102,13 +92,46 @@ def precompute(problem, struct: Structure) -> Blocks:
         for a in range(lv.q):
             for b in range(Zj.shape[1]):
                 both = ones[i][a] and ones[j][b]
-                A[:, a, b] = gsum(lv, None if both else Zi[:, a] * Zj[:, b])
+                A[:, a, b] = _gsum(lv, None if both else Zi[:, a] * Zj[:, b])
         ZtZa[(i, j)] = A
     XytXy = np.empty((m, m))
-    XytXy[:p, :p] = XtX
+    XytXy[:p, :p] = X.T @ X
+    blocks = Blocks(ZtZ=ZtZ, ZtZa=ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=n, p=p, beta_ols=np.zeros(p))
+    return with_outcome(blocks, struct, problem, _columns=(Zs, ones), _in_place=True)
+
+
+def with_outcome(blocks: Blocks, struct: Structure, problem, *, _columns=None,
+                 _in_place: bool = False) -> Blocks:
+    """``blocks`` with the outcome's cross-products (``Z'y``, ``X'y``, ``y'y`` of the OLS
+    residual) computed for ``problem.y``; everything that depends only on ``X`` and ``Z`` is
+    reused. ``problem`` must have the ``X`` and ``Z`` the blocks were computed from."""
+    X = np.asarray(problem.X, dtype=float)
+    y0 = np.asarray(problem.y, dtype=float)
+    p = blocks.p
+    XtX = blocks.XytXy[:p, :p]
+    beta_ols = linalg.solve(XtX, X.T @ y0, assume_a="pos")
+    y = y0 - X @ beta_ols
+    Zs, ones = _columns if _columns is not None else (
+        [_level_Z(problem, lv) for lv in struct.levels], None)
+    ZtXy = blocks.ZtXy if _in_place else [B.copy() for B in blocks.ZtXy]
+    for i, lv in enumerate(struct.levels):
+        Z = Zs[i]
+        for a in range(lv.q):
+            one = ones[i][a] if ones is not None else _is_one(Z[:, a])
+            ZtXy[i][:, a, p] = _gsum(lv, y if one else Z[:, a] * y)
+    XytXy = blocks.XytXy if _in_place else blocks.XytXy.copy()
     XytXy[:p, p] = XytXy[p, :p] = X.T @ y
     XytXy[p, p] = y @ y
-    return Blocks(ZtZ=ZtZ, ZtZa=ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=n, p=p, beta_ols=beta_ols)
+    return Blocks(ZtZ=blocks.ZtZ, ZtZa=blocks.ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=blocks.n, p=p,
+                  beta_ols=beta_ols)
+
+
+def _gsum(lv, w):
+    return np.bincount(lv.codes, weights=w, minlength=lv.G)
+
+
+def _is_one(v) -> bool:
+    return bool(v[0] == 1.0 and np.all(v == 1.0))
 
 
 @dataclass

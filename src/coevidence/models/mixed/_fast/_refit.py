@@ -19,11 +19,10 @@ import contextlib
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import linalg
 
 from ....exceptions import ModelSpecificationError
 from .._engine import EngineFit, MixedProblem
-from ._deviance import Blocks, precompute
+from ._deviance import Blocks, precompute, with_outcome
 from ._structure import Structure, analyse
 from .engine import SINGULAR_TOL, FastEngine, _AtVarpar
 
@@ -98,41 +97,16 @@ def refit_blocks(blocks: Blocks, struct: Structure, problem: MixedProblem) -> Bl
     """``blocks`` with the outcome's cross-products recomputed for ``problem.y``.
 
     ``problem`` must have the X and Z of the problem ``blocks`` were computed from; the result is
-    identical (bit for bit) to ``precompute(problem, struct)``.
+    identical (bit for bit) to ``precompute(problem, struct)`` (both go through
+    :func:`~._deviance.with_outcome`).
     """
-    X = np.asarray(problem.X, dtype=float)
-    y0 = np.asarray(problem.y, dtype=float)
-    n, p = X.shape
+    n, p = np.shape(problem.X)
     if n != blocks.n or p != blocks.p:
         raise ModelSpecificationError(
             f"refit: the outcome has {n} rows for {p} fixed effects; the fit had {blocks.n} "
             f"and {blocks.p}"
         )
-    XtX = blocks.XytXy[:p, :p]
-    beta_ols = linalg.solve(XtX, X.T @ y0, assume_a="pos")
-    y = y0 - X @ beta_ols
-    ZtXy = []
-    for i, lv in enumerate(struct.levels):
-        B = blocks.ZtXy[i].copy()
-        for a, t in enumerate(_level_columns(problem, lv)):
-            w = y if _is_one(t) else t * y
-            B[:, a, p] = np.bincount(lv.codes, weights=w, minlength=lv.G)
-        ZtXy.append(B)
-    XytXy = blocks.XytXy.copy()
-    XytXy[:p, p] = XytXy[p, :p] = X.T @ y
-    XytXy[p, p] = y @ y
-    return Blocks(ZtZ=blocks.ZtZ, ZtZa=blocks.ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=n, p=p,
-                  beta_ols=beta_ols)
-
-
-def _level_columns(problem: MixedProblem, lv) -> list[np.ndarray]:
-    return [np.asarray(problem.terms[t].Z, dtype=float)[:, k]
-            for t in lv.term_idx for k in range(np.shape(problem.terms[t].Z)[1])]
-
-
-def _is_one(v: np.ndarray) -> bool:
-    return bool(v[0] == 1.0 and np.all(v == 1.0))
-
+    return with_outcome(blocks, struct, problem)
 
 class Refitter:
     """The y-independent part of a fast-engine fit, refitting new outcome vectors.
