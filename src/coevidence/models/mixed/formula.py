@@ -295,7 +295,7 @@ def _first_positions(rhs: str, names: list[str]) -> dict[str, int]:
 
 def _prepare(data: pd.DataFrame) -> pd.DataFrame:
     """Strings/booleans/objects become categoricals (R's alphabetical levels) in a copy."""
-    out = data.copy()
+    out = data.copy(deep=False)  # copy-on-write: replaced columns never touch ``data``
     for col in out.columns:
         s = out[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
@@ -310,14 +310,17 @@ def _group_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
         cat = pd.Categorical(data[factors[0]])
         cat = cat.remove_unused_categories()
         return np.asarray(cat.codes, dtype=np.int64), pd.Index(cat.categories, name=factors[0])
-    labels = data[list(factors)].astype(str).agg(":".join, axis=1)
-    # keep lme4's ordering: sort by the outer factors first, then the inner
-    keyframe = data[list(reversed(factors))].copy()
-    keyframe["_label"] = labels.to_numpy()
-    keyframe = keyframe.sort_values(list(reversed(factors)), kind="stable")
-    ordered = pd.Index(pd.unique(keyframe["_label"].to_numpy()), name=":".join(factors))
-    codes = ordered.get_indexer(labels.to_numpy())
-    return codes.astype(np.int64), ordered
+    # vectorised (a per-row string join took ~20 s at 100k rows): the distinct combinations
+    # in lme4's order (sorted by the outer factors first, then the inner), then each row's
+    # position among them
+    sub = data[list(factors)]
+    uniq = sub.drop_duplicates().sort_values(list(reversed(factors)), kind="stable")
+    label = uniq[factors[0]].astype(str)
+    for f in factors[1:]:
+        label = label + ":" + uniq[f].astype(str)
+    ordered = pd.Index(label.to_numpy(), name=":".join(factors))
+    codes = pd.MultiIndex.from_frame(uniq).get_indexer(pd.MultiIndex.from_frame(sub))
+    return np.asarray(codes, dtype=np.int64), ordered
 
 
 def _check_values(data: pd.DataFrame, used: list[str], outcome: str) -> None:
@@ -420,7 +423,8 @@ def build_problem(
         )
     if keep.sum() == 0:
         raise ModelSpecificationError("no complete rows left after dropping missing values")
-    sub = _prepare(data.loc[keep, used])
+    # all rows kept: a column selection (no copy under copy-on-write) instead of .loc
+    sub = _prepare(data[used] if n_dropped == 0 else data.loc[keep, used])
     y = sub[parsed.outcome].to_numpy(dtype=float)
     if np.ptp(y) == 0:
         raise ModelSpecificationError(
@@ -474,13 +478,27 @@ def _fixed_matrix(fixed: str, sub: pd.DataFrame, formula: str):
     names = list(mm.columns)
     if X.shape[1] == 0:
         raise ModelSpecificationError(f"no fixed effects in {formula!r}; use at least '~ 1'")
-    rank = np.linalg.matrix_rank(X)
+    rank = _rank(X)
     if rank < X.shape[1]:
         raise ModelSpecificationError(
             f"the fixed-effects matrix of {formula!r} is rank deficient (rank {rank} for "
             f"{X.shape[1]} columns: {names}); remove collinear or empty terms"
         )
     return X, names, mm.model_spec
+
+
+def _rank(X: np.ndarray) -> int:
+    """``np.linalg.matrix_rank(X)``, skipping the SVD when ``X'X`` is clearly non-singular.
+
+    When the eigenvalues of ``X'X`` give ``s_min / s_max > 1e-4``, every singular value of ``X``
+    is far above ``matrix_rank``'s tolerance (``s_max max(n, p) eps``): the rank is ``p``.
+    """
+    p = X.shape[1]
+    if p and np.all(np.isfinite(X[:1])):
+        w = np.linalg.eigvalsh(X.T @ X)
+        if np.isfinite(w).all() and w[-1] > 0 and w[0] > 1e-8 * w[-1]:
+            return p
+    return int(np.linalg.matrix_rank(X))
 
 
 def random_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:

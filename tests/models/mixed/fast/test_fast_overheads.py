@@ -99,3 +99,72 @@ def test_memo_counts_evaluations_not_lookups():
     assert cf.n == 1 and len(calls) == 1
     cf(np.array([0.0, 1.0]))
     assert cf.n == 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_used_codes_match_unique(seed):
+    from coevidence.models.mixed._fast._structure import _used_codes
+
+    rng = np.random.default_rng(seed)
+    cases = [
+        rng.integers(0, 50, 300),  # some codes unused
+        rng.permutation(np.repeat(np.arange(20), 3)),  # every code used
+        rng.integers(0, 50, 300).astype(np.int32),
+        rng.integers(-5, 5, 100),  # negative: the sorting path
+        rng.integers(0, 10**9, 50),  # huge codes: the sorting path
+    ]
+    for codes in cases:
+        used, inv = _used_codes(codes)
+        ref_used, ref_inv = np.unique(codes.astype(np.int64), return_inverse=True)
+        np.testing.assert_array_equal(used, ref_used)
+        np.testing.assert_array_equal(inv, ref_inv)
+        assert inv.dtype == np.int64
+
+
+def test_formula_rank_matches_matrix_rank():
+    from coevidence.models.mixed.formula import _rank
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 4))
+    assert _rank(X) == np.linalg.matrix_rank(X) == 4
+    Xd = np.column_stack([X, X[:, 0] + X[:, 1]])  # rank deficient
+    assert _rank(Xd) == np.linalg.matrix_rank(Xd) == 4
+    Xs = np.column_stack([X, 1e-7 * rng.normal(size=200)])  # ill-conditioned: SVD decides
+    assert _rank(Xs) == np.linalg.matrix_rank(Xs)
+
+
+def test_build_problem_does_not_copy_or_touch_the_data():
+    from coevidence.models.mixed.formula import build_problem
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40),
+                       "g": np.repeat(list("abcdefgh"), 5)})
+    before = df.copy()
+    _, info = build_problem("y ~ x + (1 | g)", df)
+    pd.testing.assert_frame_equal(df, before)
+    assert info.data["g"].dtype == "category" and df["g"].dtype == before["g"].dtype
+    info.data.loc[info.data.index[0], "x"] = 99.0  # copy-on-write: the input is untouched
+    assert df["x"].iloc[0] == before["x"].iloc[0]
+
+
+def test_fit_verdict_rules():
+    from types import SimpleNamespace
+
+    from coevidence.models.mixed._fast._diagnose import fit_verdict
+
+    t = SimpleNamespace(group="g", columns=("(Intercept)", "x"))
+    kw = dict(boundary_rel=1e-6, corr_tol=1e-6, singular_tol=1e-4, grad_tol=2e-3)
+    ok = fit_verdict([t], [np.array([[1.0, 0.2], [0.2, 0.5]])], np.array([1.0, 0.2, 0.6]), 1.0,
+                     True, 1e-5, True, 1.0, **kw)
+    assert not ok.singular and ok.messages == () and ok.boundary == ()
+    corr1 = fit_verdict([t], [np.array([[1.0, 1.0], [1.0, 1.0]])], np.array([1.0, 1.0, 0.0]),
+                        1.0, True, 1e-5, False, -1.0, **kw)
+    assert corr1.singular and corr1.boundary == (("g", "(Intercept),x", "correlation"),)
+    assert corr1.messages == ("singular fit (boundary at g:(Intercept),x)",)  # no Hessian msg
+    bad = fit_verdict([t], [np.array([[1.0, 0.2], [0.2, 0.5]])], np.array([1.0, 0.2, 0.6]),
+                      1.0, True, 0.01, False, -0.5, **kw)
+    assert bad.messages == (
+        "the deviance Hessian is not positive definite (smallest eigenvalue -0.5)",
+        "relative gradient at the optimum 0.01 exceeds 0.002",
+    )
+    assert bad.hess_pos == 0

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from . import _fused
+from . import _linalg as _la
 from ._linalg import bchol, bcongr, blsolve, bltmul, bltsolve, bmm, bmv, sub_btdot_seg
 from ._structure import Structure
 
@@ -51,8 +53,13 @@ class Blocks:
     beta_ols: np.ndarray  # y was replaced by y - X beta_ols; add beta_ols back to beta
 
 
-def _level_Z(problem, lv) -> np.ndarray:
-    return np.column_stack([np.asarray(problem.terms[t].Z, dtype=float) for t in lv.term_idx])
+def _level_Z(problem, lv) -> list[np.ndarray]:
+    """The level's random-effect columns (views into the terms' Z: no stacked copy)."""
+    cols = []
+    for t in lv.term_idx:
+        Z = np.asarray(problem.terms[t].Z, dtype=float)
+        cols.extend(Z[:, k] for k in range(Z.shape[1]))
+    return cols
 
 
 def precompute(problem, struct: Structure) -> Blocks:
@@ -68,19 +75,19 @@ def precompute(problem, struct: Structure) -> Blocks:
     n, p = X.shape
     m = p + 1
     Zs = [_level_Z(problem, lv) for lv in struct.levels]
-    ones = [[_is_one(Z[:, k]) for k in range(Z.shape[1])] for Z in Zs]
+    ones = [[_is_one(z) for z in Z] for Z in Zs]
     ZtZ, ZtXy = [], []
     for i, lv in enumerate(struct.levels):
         Z = Zs[i]
         A = np.empty((lv.G, lv.q, lv.q))
         for a in range(lv.q):
             for b in range(a, lv.q):
-                w = None if (ones[i][a] and ones[i][b]) else Z[:, a] * Z[:, b]
+                w = None if (ones[i][a] and ones[i][b]) else Z[a] * Z[b]
                 A[:, a, b] = A[:, b, a] = _gsum(lv, w)
         ZtZ.append(A)
         B = np.empty((lv.G, lv.q, m))
         for a in range(lv.q):
-            za = None if ones[i][a] else Z[:, a]
+            za = None if ones[i][a] else Z[a]
             for c in range(p):
                 B[:, a, c] = _gsum(lv, X[:, c] if za is None else za * X[:, c])
         ZtXy.append(B)
@@ -90,9 +97,9 @@ def precompute(problem, struct: Structure) -> Blocks:
         Zi, Zj = Zs[i], Zs[j]
         A = np.empty((lv.G, lv.q, struct.levels[j].q))
         for a in range(lv.q):
-            for b in range(Zj.shape[1]):
+            for b in range(len(Zj)):
                 both = ones[i][a] and ones[j][b]
-                A[:, a, b] = _gsum(lv, None if both else Zi[:, a] * Zj[:, b])
+                A[:, a, b] = _gsum(lv, None if both else Zi[a] * Zj[b])
         ZtZa[(i, j)] = A
     XytXy = np.empty((m, m))
     XytXy[:p, :p] = X.T @ X
@@ -117,8 +124,8 @@ def with_outcome(blocks: Blocks, struct: Structure, problem, *, _columns=None,
     for i, lv in enumerate(struct.levels):
         Z = Zs[i]
         for a in range(lv.q):
-            one = ones[i][a] if ones is not None else _is_one(Z[:, a])
-            ZtXy[i][:, a, p] = _gsum(lv, y if one else Z[:, a] * y)
+            one = ones[i][a] if ones is not None else _is_one(Z[a])
+            ZtXy[i][:, a, p] = _gsum(lv, y if one else Z[a] * y)
     XytXy = blocks.XytXy if _in_place else blocks.XytXy.copy()
     XytXy[:p, p] = XytXy[p, :p] = X.T @ y
     XytXy[p, p] = y @ y
@@ -184,6 +191,17 @@ def factorize(blocks: Blocks, struct: Structure, lams: list[np.ndarray], keep: b
     """Blocked Cholesky of the penalised system at the relative factors ``lams``."""
     levels = struct.levels
     nl = len(levels)
+    if nl == 1 and _la.USE_NUMBA and _fused.AVAILABLE:
+        # one grouping factor: the whole factorisation is one fused pass over the groups
+        L, V, VtV, ldL2 = _fused.factor1(lams[0], blocks.ZtZ[0], blocks.ZtXy[0])
+        return _finish(blocks.XytXy - VtV, float(ldL2), [L] if keep else [], {},
+                       [V] if keep else [])
+    if nl == 2 and _la.USE_NUMBA and _fused.AVAILABLE:
+        # two nested levels: one fused pass over the fine groups, one over the coarse ones
+        Ls, Ws, Vs, VtV, ldL2 = _fused.factor2(lams, blocks, struct)
+        if not keep:
+            Ls, Ws, Vs = [], {}, []
+        return _finish(blocks.XytXy - VtV, float(ldL2), Ls, Ws, Vs)
     D, B = [], []
     for i, lv in enumerate(levels):
         Di = bcongr(lams[i], blocks.ZtZ[i], lams[i])
@@ -201,8 +219,10 @@ def factorize(blocks: Blocks, struct: Structure, lams: list[np.ndarray], keep: b
         idx = np.arange(lv.q)
         with np.errstate(divide="ignore", invalid="ignore"):
             ldL2 += 2.0 * float(np.log(L[:, idx, idx]).sum())
+        D[i] = None  # done with: free the level's blocks as soon as possible (memory)
         V = blsolve(L, B[i])
-        W = {j: blsolve(L, C[(i, j)]) for j in range(i + 1, nl)}
+        B[i] = None
+        W = {j: blsolve(L, C.pop((i, j))) for j in range(i + 1, nl)}
         for j in range(i + 1, nl):
             st, an = struct.starts[(i, j)], struct.anc[(i, j)]
             sub_btdot_seg(D[j], W[j], W[j], an, st)
@@ -216,6 +236,11 @@ def factorize(blocks: Blocks, struct: Structure, lams: list[np.ndarray], keep: b
             Vs.append(V)
             for j, Wj in W.items():
                 Ws[(i, j)] = Wj
+    return _finish(M, ldL2, Ls, Ws, Vs)
+
+
+def _finish(M: np.ndarray, ldL2: float, Ls, Ws, Vs) -> Factor:
+    """The last (p+1) x (p+1) Cholesky and the :class:`Factor`."""
     ok = bool(np.isfinite(ldL2))
     try:
         Lm = np.linalg.cholesky(M) if ok else np.full_like(M, np.nan)
@@ -243,6 +268,8 @@ def conditional_u(fac: Factor, struct: Structure, beta: np.ndarray) -> list[np.n
 
 def selected_inverse(fac: Factor, struct: Structure) -> list[np.ndarray]:
     """Diagonal blocks of (L L')^{-1} per group and level."""
+    if len(struct.levels) <= 2 and _la.USE_NUMBA and _fused.AVAILABLE and fac.Ls:
+        return _fused.selected_diag(fac, struct)
     return selected_inverse_full(fac, struct)[0]
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from . import _fused
+from . import _linalg as _la
 from ._deviance import Blocks, Factor, selected_inverse_full
 from ._linalg import bltmul, bltsolve, bmm, bmv, bsum_aMbt, btdot, gsum, segsum
 from ._structure import Structure
@@ -64,11 +66,20 @@ def gradient_pieces(
     nl = len(struct.levels)
     beta = fac.beta()
     w = np.append(-beta, 1.0)
+    want_x = reml or need_x
+    if nl == 1 and _la.USE_NUMBA and _fused.AVAILABLE and fac.Ls:
+        Ainv = _fused.chol_inverse(fac.Lm[:p, :p]) if want_x else None
+        s1, s2, s3, tf = _fused.grad1(lams[0], blocks.ZtZ[0], blocks.ZtXy[0], fac.Ls[0],
+                                      fac.Vs[0], w, Ainv, want_x, need_x)
+        return [s1], [s2], ([s3] if want_x else None), ([tf] if need_x else None)
+    if nl == 2 and _la.USE_NUMBA and _fused.AVAILABLE and fac.Ls:
+        Ainv = _fused.chol_inverse(fac.Lm[:p, :p]) if want_x else None
+        S1, S2, S3, TF = _fused.grad2(lams, blocks, struct, fac, w, Ainv, want_x, need_x)
+        return S1, S2, (S3 if want_x else None), TF
     # spherical modes u = (L L')^{-1} Lambda' Z'(y - X beta), and Z'e = Z'(y - X beta) - Z'Z b
     U = _backsolve(fac, struct, [bmv(V, w)[:, :, None] for V in fac.Vs])
     ZZb = _ztz_times(blocks, struct, [bltmul(lams[i].T, U[i]) for i in range(nl)])
     Zte = [bmv(blocks.ZtXy[i], w) - ZZb[i][:, :, 0] for i in range(nl)]
-    want_x = reml or need_x
     if want_x:
         # T = (L L')^{-1} Lambda' Z'X and F = Z' Omega^{-1} X = Z'X - Z'Z Lambda T; note
         # Lambda' F = T, so sum_g Lambda' F_g A^{-1} F_g' = sum_g (T_g A^{-1}) F_g'
@@ -88,7 +99,9 @@ def gradient_pieces(
         S1.append(P)
         S2.append(Zte[li].T @ U[li][:, :, 0])
         if want_x:
-            F = blocks.ZtXy[li][:, :, :p] - ZZT[li]
+            F = ZZT[li]  # F = Z'X - Z'Z Lambda T, in place (memory)
+            np.subtract(blocks.ZtXy[li][:, :, :p], F, out=F)
+            ZZT[li] = None
             S3.append(bsum_aMbt(TX[li], Ainv, F))
             if need_x:
                 # (q, p, q, p) -> (r, c, a, b): sum_g F_g[r, a] T_g[c, b]

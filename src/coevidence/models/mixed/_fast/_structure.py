@@ -114,6 +114,24 @@ def lme4_term_order(n_levels: list[int]) -> list[int]:
     return list(range(len(nl)))
 
 
+def _used_codes(codes) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` (as int64), by counting when the codes are
+    small non-negative integers (the usual case: category codes), which needs no sort."""
+    codes = np.asarray(codes)
+    n = len(codes)
+    if n and codes.dtype.kind in "iu":
+        lo, hi = int(codes.min()), int(codes.max())
+        if lo >= 0 and hi < 4 * n + 1024:
+            present = np.bincount(codes, minlength=hi + 1) > 0
+            used = np.flatnonzero(present)
+            if len(used) == hi + 1:  # every code in use: the codes are their own ranks
+                return used, codes.astype(np.int64, copy=False)
+            rank = np.cumsum(present) - 1
+            return used, rank[codes]
+    used, inv = np.unique(np.asarray(codes, dtype=np.int64), return_inverse=True)
+    return used, inv.astype(np.int64)
+
+
 def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
     """Check the terms form a nesting chain and build the :class:`Structure`.
 
@@ -140,9 +158,7 @@ def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
     # per factor: used groups only (lme4 drops unused levels)
     raw: list[tuple[str, np.ndarray, np.ndarray]] = []
     for key in keys:
-        codes = np.asarray(terms[members[key][0]].codes, dtype=np.int64)
-        used, inv = np.unique(codes, return_inverse=True)
-        raw.append((key, used, inv.astype(np.int64)))
+        raw.append((key, *_used_codes(terms[members[key][0]].codes)))
     order = sorted(range(len(raw)), key=lambda i: -len(raw[i][1]))  # finest first (stable)
     raw = [raw[i] for i in order]
     keys = [keys[i] for i in order]
@@ -185,7 +201,7 @@ def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
                 key=key,
                 term_idx=list(members[key]),
                 col_slices=cols,
-                codes=new_of_raw[i][inv],
+                codes=inv if i == n_lev - 1 else new_of_raw[i][inv],  # top: identity map
                 used=used[raw_of_new[i]],
                 G=len(used),
                 q=q,

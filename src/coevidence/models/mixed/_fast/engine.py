@@ -45,11 +45,17 @@ def _one_blas_thread():
     The engine's BLAS calls are thin (a few columns); extra BLAS threads gain nothing and, on a
     machine whose cores are busy, spin-wait each other into 5-10x slower fits.
     """
+    global _CONTROLLER
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - optional
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    if _CONTROLLER is None:  # the library scan costs a few ms: once per process
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_CONTROLLER = None
 
 
 def _non_finite(problem: MixedProblem) -> str:
