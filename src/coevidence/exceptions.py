@@ -196,6 +196,12 @@ class DesignDfWarning(CoevidenceWarning):
     """
 
 
+class EstimabilityWarning(CoevidenceWarning):
+    """A model term the data can barely (or not) inform, e.g. a pre-TA growth piece when every
+    organisation starts TA at its first wave: it is dropped or kept out of the default
+    contrasts, and the message says which and why."""
+
+
 class AgreementWarning(CoevidenceWarning):
     """Respondent scores fail the within-unit agreement criteria (ICC(1), ICC(2), r_wg(j)) their
     measure requires before they are aggregated to the unit."""

@@ -23,6 +23,7 @@ FITTERS = {
     "fit_mixed": ("formula", "data"),
     "fit_growth": ("panel", "outcome"),
     "fit_growth_two_stage": ("panel", "outcome"),
+    "fit_mediation": ("data", "outcome"),
     "fit_panel": ("panel", "outcome"),
     "fit_event_study": ("panel", "outcome"),
     "fit_stepped_wedge": ("panel", "outcome"),
@@ -270,4 +271,6 @@ def test_growth_every_option_changes_output():
     model = _fp(_quiet(cv.fit_growth, panel, "research_use", **base, between_df="model"))
     assert bound != model
     with pytest.raises(OptionError, match="unexpected option"):
+        cv.fit_growth(panel, "research_use", **base, bogus="w")
+    with pytest.raises(OptionError, match="only apply with family"):
         cv.fit_growth(panel, "research_use", **base, weights="w")

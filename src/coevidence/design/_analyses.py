@@ -198,7 +198,7 @@ def _lean_plan(analysis: Any, res: Any, panel: Any) -> _LeanPlan | None:
 def _lean_refit(plan: _LeanPlan, refitter: Any, yv: np.ndarray) -> dict[str, Any] | None:
     """The growth analysis's row from ``Refitter.estimates`` with ``refit_growth``'s design
     inference and warnings (their class names), without a MixedResult."""
-    from coevidence.results.base import wald_tests
+    from coevidence.models.mixed._fast._refit import wald_one
 
     e = refitter.estimates(yv)
     notes = set()
@@ -217,11 +217,11 @@ def _lean_refit(plan: _LeanPlan, refitter: Any, yv: np.ndarray) -> dict[str, Any
             df[idx[above]] = caps[above]
     if any(not df[i] <= lim for i, lim in plan.guard):
         notes.add("DesignDfWarning")
-    _, p, lo, hi = wald_tests(e.beta, e.std_error, df, plan.conf_level)  # as tidy()
     j = plan.j
+    _, p, lo, hi = wald_one(e.beta[j], e.std_error[j], df[j], plan.conf_level)  # as tidy()
     return {"estimate": float(e.beta[j]), "std_error": float(e.std_error[j]),
-            "df": float(df[j]), "p_value": float(p[j]), "conf_low": float(lo[j]),
-            "conf_high": float(hi[j]), "warning": ";".join(sorted(notes))}
+            "df": float(df[j]), "p_value": p, "conf_low": lo,
+            "conf_high": hi, "warning": ";".join(sorted(notes))}
 
 
 @dataclass(frozen=True)
@@ -247,10 +247,30 @@ class Growth:
     outcome: str | None = None
     method: str = "mixed"
     conf_level: float = 0.95
+    #: the outcome's family: None takes it from the simulation spec (``OutcomeSpec.family``);
+    #: "binomial" / "poisson" fit the design-aware growth GLMM (``fit_growth(family=)``) to the
+    #: organisation panel: proportions with the respondent counts as trials, or total counts
+    #: with ``offset(log(respondents))``; the coefficient is on the logit / log scale
+    family: str | None = None
 
     @property
     def name(self) -> str:
         return "growth" if self.method == "mixed" else f"growth_{self.method}"
+
+    def _fit_glmm(self, panel: Any, y: str, levels: tuple[str, ...], unit: str) -> Any:
+        from coevidence.models.mixed.growth import fit_growth
+
+        if self.method != "mixed":
+            raise OptionError(f"method={self.method!r} needs a linear model; a "
+                              f"{self.family} outcome is analysed with method='mixed'")
+        n = panel[f"{y}_n"].to_numpy(float)
+        if self.family == "binomial":
+            return fit_growth(panel, y, levels=levels, conf_level=self.conf_level,
+                              assigned_at=unit, family="binomial", weights=f"{y}_n")
+        data = panel.assign(**{f"{y}_total": np.round(panel[y].to_numpy(float) * n),
+                               f"{y}_log_n": np.log(np.where(n > 0, n, np.nan))})
+        return fit_growth(data, f"{y}_total", levels=levels, conf_level=self.conf_level,
+                          assigned_at=unit, family="poisson", offset=f"{y}_log_n")
 
     def __call__(self, study: Any) -> dict[str, float]:
         y = _study_outcome(study, self.outcome)
@@ -275,6 +295,9 @@ class Growth:
         extra = {"cov_type": "cr2", "cluster": unit} if self.method == "cr2" else {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            if self.family not in (None, "gaussian"):
+                res = self._fit_glmm(panel, y, levels, unit)
+                return _growth_row(res, caught)
             key, design = _design_key(self, panel, y)
             hit = _REFITS.get(key)
             if hit is not None and hit[0].equals(design):
@@ -292,23 +315,28 @@ class Growth:
                 res = fit_growth(panel, y, levels=levels, conf_level=self.conf_level,
                                  assigned_at=unit, **extra)
                 _remember(key, design, res, self, panel)
-        tidy = res.tidy()
-        row = tidy[tidy["term"].str.contains("time") & tidy["term"].str.contains("co_creation")]
-        if len(row) != 1:
-            raise RuntimeError(f"no unique time x co_creation term in {tidy['term'].tolist()}")
-        r = row.iloc[0]
-        notes = sorted({type(w.message).__name__ for w in caught
-                        if "Warning" in type(w.message).__name__
-                        and type(w.message).__module__.startswith("coevidence")})
-        return {"estimate": float(r["estimate"]), "std_error": float(r["std_error"]),
-                "df": float(r["df"]), "p_value": float(r["p_value"]),
-                "conf_low": float(r["conf_low"]), "conf_high": float(r["conf_high"]),
-                "warning": ";".join(notes)}
+        return _growth_row(res, caught)
 
     def truth(self, spec: Any) -> float:
         from coevidence.design.simulate import true_effects
 
         return float(true_effects(spec)[_outcome(spec, self.outcome)]["slope_difference"])
+
+
+def _growth_row(res: Any, caught: list) -> dict[str, Any]:
+    """The ``time x co_creation`` row of a growth fit, with the coevidence warnings raised."""
+    tidy = res.tidy()
+    row = tidy[tidy["term"].str.contains("time") & tidy["term"].str.contains("co_creation")]
+    if len(row) != 1:
+        raise RuntimeError(f"no unique time x co_creation term in {tidy['term'].tolist()}")
+    r = row.iloc[0]
+    notes = sorted({type(w.message).__name__ for w in caught
+                    if "Warning" in type(w.message).__name__
+                    and type(w.message).__module__.startswith("coevidence")})
+    return {"estimate": float(r["estimate"]), "std_error": float(r["std_error"]),
+            "df": float(r["df"]), "p_value": float(r["p_value"]),
+            "conf_low": float(r["conf_low"]), "conf_high": float(r["conf_high"]),
+            "warning": ";".join(notes)}
 
 
 @dataclass(frozen=True)
@@ -363,7 +391,23 @@ class SteppedWedge:
 
 
 def resolve_analysis(analysis: Any, spec: Any) -> Any:
-    """``None`` -> the default for the spec; a name -> the built-in; a callable is kept."""
+    """``None`` -> the default for the spec; a name -> the built-in; a callable is kept.
+
+    A :class:`Growth` analysis without a ``family`` takes its outcome's family from the spec
+    (a binary or count outcome is analysed with the growth GLMM).
+    """
+    out = _resolve(analysis, spec)
+    if isinstance(out, Growth) and out.family is None:
+        from dataclasses import replace
+
+        outcome = _outcome(spec, out.outcome)
+        fam = next((getattr(o, "family", "gaussian") for o in spec.outcomes
+                    if o.measure_id == outcome), "gaussian")
+        out = replace(out, family=fam)
+    return out
+
+
+def _resolve(analysis: Any, spec: Any) -> Any:
     if analysis is None:
         if spec.assignment in ("stepped_wedge", "staggered"):
             return SteppedWedge()

@@ -10,6 +10,9 @@ MODULES = [
     "coevidence.models.mixed.contrasts",
     "coevidence.models.mixed._design",
     "coevidence.models.mixed.two_stage",
+    "coevidence.models.mixed.glmm",
+    "coevidence.models.mixed.glmm_results",
+    "coevidence.models.mixed.glmm_contrasts",
 ]
 
 

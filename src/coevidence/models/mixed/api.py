@@ -97,8 +97,14 @@ def fit_mixed(
     cov_type: str = "model",
     cluster: str | None = None,
     conf_level: float = 0.95,
+    family=None,
+    link: str | None = None,
+    nagq: int = 1,
+    weights=None,
+    offset=None,
+    start: dict | None = None,
 ) -> MixedResult:
-    """Fit a linear mixed model written in lme4 syntax.
+    """Fit a linear mixed model written in lme4 syntax (or, with ``family=``, a GLMM).
 
     Parameters
     ----------
@@ -127,6 +133,14 @@ def fit_mixed(
         Cluster column for ``cov_type="cr2"``; default: the coarsest grouping factor. Every
         random-effect factor must be nested in the clusters.
     conf_level : float, default 0.95
+    family : {"binomial", "poisson"} or R-style ``"binomial(link = 'probit')"``, optional
+        Fit a generalised linear mixed model (lme4's ``glmer``) instead: see
+        :func:`coevidence.models.mixed.glmm.fit_glmm` for ``link``, ``nagq`` (0, 1 = Laplace,
+        > 1 adaptive Gauss-Hermite quadrature), ``weights`` (prior weights or binomial trials),
+        ``offset`` and ``start``. ``cbind(successes, failures)`` on the left of the formula and
+        ``offset(expr)`` terms on the right are understood. The options ``reml``, ``engine``,
+        ``df_method``, ``cov_type`` and ``cluster`` are for linear models and are refused.
+        Returns a :class:`~coevidence.models.mixed.glmm_results.GlmmResult`.
 
     Returns
     -------
@@ -168,12 +182,41 @@ def fit_mixed(
     >>> round(float(res.tidy()["df"][1]), 2)
     17.0
     """
+    if family is not None:
+        from coevidence.models.mixed._design import design_guard
+
+        res = _fit_glmm_from_mixed(formula, data, reml=reml, engine=engine,
+                                   df_method=df_method, cov_type=cov_type, cluster=cluster,
+                                   conf_level=conf_level, family=family, link=link, nagq=nagq,
+                                   weights=weights, offset=offset, start=start)
+        design_guard(res, data, stacklevel=3)
+        return res
+    glmm_only = {"link": link, "weights": weights, "offset": offset, "start": start}
+    given = [k for k, v in glmm_only.items() if v is not None] + (["nagq"] if nagq != 1 else [])
+    if given:
+        raise OptionError(f"fit_mixed: {', '.join(given)} only apply with family= (a GLMM)")
     res = _fit_mixed(formula, data, reml=reml, engine=engine, df_method=df_method,
                      cov_type=cov_type, cluster=cluster, conf_level=conf_level, stacklevel=4)
     from coevidence.models.mixed._design import design_guard
 
     design_guard(res, data, extra=[cluster] if cluster else (), stacklevel=3)
     return res
+
+
+def _fit_glmm_from_mixed(formula, data, *, reml, engine, df_method, cov_type, cluster,
+                         conf_level, **glmm):
+    """``fit_mixed(..., family=)``: refuse the linear-model options, then ``fit_glmm``."""
+    from coevidence.models.mixed.glmm import fit_glmm
+
+    lmm_only = {"reml": (reml, True), "engine": (engine, "auto"),
+                "df_method": (df_method, "satterthwaite"), "cov_type": (cov_type, "model"),
+                "cluster": (cluster, None)}
+    given = [f"{k}={v!r}" for k, (v, default) in lmm_only.items() if v != default]
+    if given:
+        raise OptionError(
+            f"fit_mixed with family=: {', '.join(given)} would be ignored (GLMMs are fitted by "
+            "maximum likelihood on the fast engine with z tests, as glmer)")
+    return fit_glmm(formula, data, conf_level=conf_level, **glmm)
 
 
 def _fit_mixed(
@@ -432,59 +475,25 @@ def _diagnostics(
     attempts = pd.DataFrame([a.__dict__ for a in fit.attempts])
     if len(attempts):
         attempts["chosen"] = np.arange(len(attempts)) == fit.chosen
-    var_y = float(np.var(problem.y)) or 1.0
-    rows, singular = [], False
-    pos = 0
-    for t, c in zip(problem.terms, fit.covariances):
-        k = len(t.columns)
-        sd = np.sqrt(np.clip(np.diag(c), 0, None))
-        for i in range(k):
-            for j in range(i + 1):
-                if i == j:
-                    val = float(c[i, i])
-                    rel = val / var_y
-                    at = rel < BOUNDARY_REL
-                    kind = "variance"
-                else:
-                    val = float(c[i, j] / (sd[i] * sd[j])) if sd[i] * sd[j] > 0 else float("nan")
-                    rel = val
-                    at = bool(np.isfinite(val) and abs(val) > 1 - CORR_TOL)
-                    kind = "correlation"
-                name = t.columns[i] if i == j else f"{t.columns[j]},{t.columns[i]}"
-                rows.append((t.group, name, kind, val, rel, bool(at)))
-    boundary = pd.DataFrame(
-        rows, columns=["group", "parameter", "kind", "value", "relative", "at_boundary"]
-    )
-    # lme4's rule: diagonal theta elements below tolerance
-    for t, c in zip(problem.terms, fit.covariances):
-        k = len(t.columns)
-        diag_pos = [pos + sum(k - m for m in range(j)) for j in range(k)]
-        theta = np.asarray(fit.theta)
-        if np.any(np.abs(theta[diag_pos]) < SINGULAR_TOL):
-            singular = True
-        pos += k * (k + 1) // 2
-    singular = singular or bool(boundary["at_boundary"].any())
+    from coevidence.models.mixed._fast._diagnose import fit_verdict
+
     if sat is not None:
         eig, hess_ok = _hessian_eigen(
             sat.hessian, sat.hessian if h_scaled is None else h_scaled
         )
     else:  # computed on first access (_LazyDiagnostics)
         eig, hess_ok = np.empty(0), True
-    messages = []
-    if not fit.converged:
-        messages.append("the optimizer did not converge")
-    if singular:
-        where = boundary.loc[boundary["at_boundary"], ["group", "parameter"]]
-        detail = ", ".join(f"{g}:{p}" for g, p in where.itertuples(index=False)) or "theta"
-        messages.append(f"singular fit (boundary at {detail})")
-    hess_pos = len(messages)
-    if not hess_ok and not singular:
-        messages.append(
-            f"the deviance Hessian is not positive definite (smallest eigenvalue {eig.min():.3g})"
-        )
     grad = fit.attempts[fit.chosen].gradient_norm if fit.attempts else float("nan")
-    if fit.converged and not singular and np.isfinite(grad) and grad > GRAD_TOL:
-        messages.append(f"relative gradient at the optimum {grad:.3g} exceeds {GRAD_TOL}")
+    verdict = fit_verdict(
+        problem.terms, fit.covariances, fit.theta, float(np.var(problem.y)), fit.converged,
+        grad, hess_ok, float(eig.min()) if len(eig) else float("nan"),
+        boundary_rel=BOUNDARY_REL, corr_tol=CORR_TOL, singular_tol=SINGULAR_TOL,
+        grad_tol=GRAD_TOL)
+    boundary = pd.DataFrame(
+        list(verdict.rows),
+        columns=["group", "parameter", "kind", "value", "relative", "at_boundary"],
+    )
+    singular, messages, hess_pos = verdict.singular, list(verdict.messages), verdict.hess_pos
     cls = MixedDiagnostics if sat is not None else _LazyDiagnostics
     diag = cls(
         attempts=attempts,

@@ -43,7 +43,9 @@ class _View:
 
 def _view(result: MixedResult, arm: str | None = None, time: str | None = None) -> _View:
     """The arm and time of ``result``: from its growth specification, or given, or inferred."""
-    if not isinstance(result, MixedResult):
+    from coevidence.models.mixed.glmm_results import GlmmResult
+
+    if not isinstance(result, MixedResult | GlmmResult):
         raise ModelSpecificationError(
             f"contrasts need a MixedResult (from fit_mixed or fit_growth), got "
             f"{type(result).__name__}"
@@ -130,7 +132,7 @@ def _reference_rows(view: _View, arm_value, time_value, covariates: str) -> pd.D
     cats: dict[str, list] = {}
     skip = {view.arm, view.time, *view.ignore}
     if spec is not None:
-        skip |= set(spec.slope_terms) | {f"{view.time}_f"}
+        skip |= set(_time_columns(spec)) | {f"{view.time}_f"}
     for col in data.columns:
         if col in skip:
             continue
@@ -160,7 +162,7 @@ def _reference_rows(view: _View, arm_value, time_value, covariates: str) -> pd.D
             raise ModelSpecificationError(
                 f"no rows at {view.time}={time_value!r} to place the pieces"
             )
-        for piece in spec.slope_terms:
+        for piece in _time_columns(spec):
             row[piece] = float(at_t[piece].mean())
     grid = pd.DataFrame([row])
     for col, levels in cats.items():
@@ -169,6 +171,11 @@ def _reference_rows(view: _View, arm_value, time_value, covariates: str) -> pd.D
         if isinstance(data[col].dtype, pd.CategoricalDtype) and col in grid.columns:
             grid[col] = pd.Categorical(grid[col], categories=data[col].cat.categories)
     return grid
+
+
+def _time_columns(spec) -> tuple[str, ...]:
+    """Every time column of a growth specification (all pieces and shifts when piecewise)."""
+    return tuple(getattr(spec, "time_columns", spec.slope_terms))
 
 
 def _constant(data: pd.DataFrame, col: str, unit: list[str]) -> bool:
@@ -319,7 +326,7 @@ def _slope_L(result: MixedResult, view: _View, arm_value, piece: str,  # noqa: N
         # any observed wave places the row; the pieces are then set to their means
         t0 = _time_values(view)[0]
         base = _reference_rows(view, arm_value, t0, "mean")
-        for p in view.slope_terms:
+        for p in _time_columns(view.spec):
             base[p] = float(view.frame[p].mean())
         step = base.copy()
         step[piece] = step[piece] + 1.0
@@ -393,11 +400,13 @@ def slopes(
     arm: str | None = None,
     time: str | None = None,
     conf_level: float | None = None,
+    pieces: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Slope of the outcome over time in each arm (``emtrends(m, ~ arm, var = "time")``).
 
     For a piecewise growth model, one row per arm and time piece. The difference of slopes is
-    in :func:`contrast` (rows ``slope(...)``).
+    in :func:`contrast` (rows ``slope(...)``). ``pieces`` names the pieces to report (default:
+    every piece except those too short to estimate, see ``fit_growth(min_piece_years=)``).
 
     Returns
     -------
@@ -417,7 +426,14 @@ def slopes(
     """
     view = _view(result, arm, time)
     level = _level(result, conf_level)
-    pieces = _slope_pieces(view)
+    if pieces is not None:
+        allowed = _time_columns(view.spec) if view.spec is not None else view.slope_terms
+        unknown = [p for p in pieces if p not in allowed]
+        if unknown:
+            raise ModelSpecificationError(f"unknown piece(s) {unknown}; the model has {allowed}")
+        pieces = tuple(pieces)
+    else:
+        pieces = _slope_pieces(view)
     if not pieces:
         raise ModelSpecificationError("slopes need a numeric (not categorical) time")
     rows = []

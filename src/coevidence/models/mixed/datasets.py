@@ -21,6 +21,10 @@ DATASETS = {
     "hsb82": ("hsb82.csv", {"sector": ["Public", "Catholic"], "sx": ["Male", "Female"],
                             "minrty": ["No", "Yes"]}, ("school",)),
     "early": ("early.csv", {"trt": ["N", "Y"]}, ("id",)),
+    "cbpp": ("cbpp.csv", {"period": ["1", "2", "3", "4"],
+                          "herd": [str(i) for i in range(1, 16)]}, ("herd",)),
+    "grouseticks": ("grouseticks.csv", {"year": ["95", "96", "97"]},
+                    ("index", "brood", "location")),
 }
 
 
@@ -29,7 +33,7 @@ def load_dataset(name: str) -> pd.DataFrame:
 
     Parameters
     ----------
-    name : {"sleepstudy", "hsb82", "early"}
+    name : {"sleepstudy", "hsb82", "early", "cbpp", "grouseticks"}
 
     Returns
     -------
@@ -47,7 +51,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     file, levels, _ = DATASETS[name]
     path = resources.files("coevidence.datasets") / "data" / file
     with path.open("r", encoding="utf-8") as fh:
-        df = pd.read_csv(fh)
+        df = pd.read_csv(fh, dtype={c: str for c in levels})
     for col, lv in levels.items():
         df[col] = pd.Categorical(df[col], categories=lv)
     return df

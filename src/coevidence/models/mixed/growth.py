@@ -131,12 +131,22 @@ class GrowthSpec:
     arms: tuple[str, ...]
     frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     design: DesignInfo | None = None
+    pieces: tuple[str, ...] = PIECES  # piecewise: the slope pieces in the model
+    shifts: tuple[str, ...] = ()  # piecewise: level-shift indicators (``post_ta``)
+    short_pieces: tuple[str, ...] = ()  # in the model, too short to report by default
 
     @property
     def slope_terms(self) -> tuple[str, ...]:
-        """The time variable(s) whose slope differs by arm."""
+        """The time variable(s) whose slope differs by arm (reported by default)."""
         if self.time_coding == "piecewise":
-            return PIECES
+            return tuple(p for p in self.pieces if p not in self.short_pieces)
+        return (self.time,)
+
+    @property
+    def time_columns(self) -> tuple[str, ...]:
+        """Every column that carries time in the model (pieces and shifts, or the time)."""
+        if self.time_coding == "piecewise":
+            return (*self.pieces, *self.shifts)
         return (self.time,)
 
 
@@ -196,6 +206,8 @@ def growth_formula(
     assigned_at: str | None = None,
     random_slopes: Mapping[str, bool | str] | None = None,
     random_effects: str | None = None,
+    pieces: Sequence[str] = PIECES,
+    shifts: Sequence[str] = (),
 ) -> str:
     """The lme4 formula :func:`fit_growth` fits.
 
@@ -236,7 +248,9 @@ def growth_formula(
     elif time_coding == "categorical":
         fixed, slope = f"{time}_f * {arm}", time
     else:
-        fixed, slope = f"({' + '.join(PIECES)}) * {arm}", "ta_years"
+        cols = [*pieces, *shifts]
+        fixed = f"({' + '.join(cols)}) * {arm}" if len(cols) > 1 else f"{cols[0]} * {arm}"
+        slope = "ta_years" if "ta_years" in pieces else pieces[0]
     if isinstance(covariates, str):
         fixed += f" + {covariates}"
     elif covariates:
@@ -330,6 +344,9 @@ def fit_growth(
     random_effects: str | None = None,
     between_df: str = "auto",
     conf_level: float = 0.95,
+    knots: Sequence[float] = (),
+    post_shift: bool = False,
+    min_piece_years: float = 0.5,
     **fit_kwargs,
 ) -> MixedResult:
     """Fit a multilevel growth model comparing TA models over time, design-aware.
@@ -382,6 +399,18 @@ def fit_growth(
         ``"model"``: the ``df_method``'s df unchanged.
     conf_level : float, default 0.95
         Level of the confidence intervals (kept by the result).
+    knots : sequence of float, optional
+        Piecewise models (sustainment): extra knots in years after each organisation's own end
+        of TA, e.g. ``(1.0,)`` lets the post-TA slope change 12 months after TA ends (pieces
+        ``post_years`` up to the knot, ``post_years_after_1y`` beyond it).
+    post_shift : bool, default False
+        Piecewise models: add a level shift at each organisation's end of TA (``post_ta``, 1
+        after the end; its arm interaction is the difference in the shift).
+    min_piece_years : float, default 0.5
+        A piece whose observed range is shorter (or with fewer than 3 distinct values) is kept
+        in the model but left out of the default contrasts and slopes, with an
+        :class:`~coevidence.exceptions.EstimabilityWarning`; a piece (or shift) with no
+        variation at all is dropped from the model, with the same warning.
     **fit_kwargs
         Passed to :func:`~coevidence.models.mixed.api.fit_mixed` (``reml``, ``engine``,
         ``df_method``, ``cov_type``, ``cluster``); anything else is refused. With
@@ -451,12 +480,14 @@ def fit_growth(
         values = sorted(data[time].dropna().unique())
         labels = [time_label(v) for v in values]
         data[f"{time}_f"] = pd.Categorical(data[time].map(time_label), categories=labels)
+    pieces, shifts, short = PIECES, (), ()
+    if time_coding != "piecewise" and (tuple(knots) or post_shift):
+        raise OptionError("knots and post_shift apply to time_coding='piecewise'")
     if time_coding == "piecewise":
-        ys, ye = data["years_since_start"].to_numpy(float), data["years_since_end"].to_numpy(float)
-        data["pre_years"] = np.minimum(ys, 0.0)
-        data["post_years"] = ye
-        data["ta_years"] = np.maximum(ys, 0.0) - ye
+        pieces, shifts = _add_pieces(data, knots, post_shift)
     obs = data.dropna(subset=[c for c in needed if c in data.columns])
+    if time_coding == "piecewise":
+        pieces, shifts, short = _check_pieces(obs, pieces, shifts, min_piece_years)
     if assigned_at is not None:
         from coevidence.models.mixed._design import constant_within
 
@@ -474,27 +505,44 @@ def fit_growth(
     formula = growth_formula(
         outcome, time, arm, levels, random_slope, time_coding, covariates,
         assigned_at=level, random_slopes=random_slopes, random_effects=random_effects,
+        pieces=pieces, shifts=shifts,
     )
-    unknown = sorted(set(fit_kwargs) - {"reml", "engine", "df_method", "cov_type", "cluster"})
+    glmm_keys = {"family", "link", "nagq", "weights", "offset"}
+    unknown = sorted(set(fit_kwargs) - {"reml", "engine", "df_method", "cov_type", "cluster"}
+                     - glmm_keys)
     if unknown:
         raise OptionError(
             f"fit_growth got unexpected option(s) {unknown}; it passes reml, engine, df_method, "
-            "cov_type and cluster on to fit_mixed"
+            "cov_type and cluster on to fit_mixed (family, link, nagq, weights and offset for "
+            "a binary or count outcome)"
         )
-    if fit_kwargs.get("cov_type") == "cr2" and fit_kwargs.get("cluster") is None and level:
-        fit_kwargs = {**fit_kwargs, "cluster": level}
-    res = _fit_mixed(formula, data, stacklevel=4, conf_level=conf_level, **fit_kwargs)
+    if fit_kwargs.get("family") is not None:
+        from coevidence.models.mixed.api import _fit_glmm_from_mixed
+
+        lmm = {k: fit_kwargs.get(k, d) for k, d in (
+            ("reml", True), ("engine", "auto"), ("df_method", "satterthwaite"),
+            ("cov_type", "model"), ("cluster", None))}
+        res = _fit_glmm_from_mixed(formula, data, conf_level=conf_level, **lmm,
+                                   **{k: v for k, v in fit_kwargs.items() if k in glmm_keys})
+    else:
+        stray = sorted(k for k in glmm_keys if fit_kwargs.get(k) is not None)
+        if stray:
+            raise OptionError(f"fit_growth: {stray} only apply with family= (a GLMM)")
+        fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in glmm_keys}
+        if fit_kwargs.get("cov_type") == "cr2" and fit_kwargs.get("cluster") is None and level:
+            fit_kwargs = {**fit_kwargs, "cluster": level}
+        res = _fit_mixed(formula, data, stacklevel=4, conf_level=conf_level, **fit_kwargs)
     plan = tuple(_slope_plan(levels, level, random_slope, random_slopes)) if (
         random_effects is None) else ()
     res, design_info = _design_inference(res, data, level, source, reason, plan, time_coding,
-                                         between_df, time)
+                                         between_df, time, pieces)
     design_guard(res, data, extra=[level] if level else (), stacklevel=3)
     covs = (covariates,) if isinstance(covariates, str) else tuple(covariates or ())
     spec = GrowthSpec(
         outcome=outcome, time=time, arm=arm, reference=reference, levels=tuple(levels),
         random_slope=random_slope, time_coding=time_coding, covariates=covs, arms=arms,
-        frame=_growth_frame(data, res, outcome, time, arm, time_coding),
-        design=design_info,
+        frame=_growth_frame(data, res, outcome, time, arm, time_coding, (*pieces, *shifts)),
+        design=design_info, pieces=tuple(pieces), shifts=tuple(shifts), short_pieces=short,
     )
     return res.with_growth(spec)
 
@@ -526,14 +574,15 @@ def between_df_bounds(res, data, level: str, slope_vars):
     return terms, G, bounds, min(bounds.values(), default=fallback)
 
 
-def _design_inference(res, data, level, source, reason, plan, time_coding, between_df, time):
+def _design_inference(res, data, level, source, reason, plan, time_coding, between_df, time,
+                      pieces=PIECES):
     """Bound the df of the between-cluster terms by ``G - q`` (see ``between_df``)."""
 
     random_part = res.formula.split("~", 1)[1]
     random_part = " + ".join(p.strip() for p in _random_parts(random_part))
     if level is None:
         return res, DesignInfo(None, 0, source, reason, plan, random_part)
-    slope_vars = set(PIECES) if time_coding == "piecewise" else {time}
+    slope_vars = set(pieces) if time_coding == "piecewise" else {time}
     terms, G, bounds, bound = between_df_bounds(res, data, level, slope_vars)  # noqa: N806
     vc = res.diagnostics.boundary
     here = vc[vc["group"] == level]
@@ -554,7 +603,9 @@ def _design_inference(res, data, level, source, reason, plan, time_coding, betwe
                      f"far above the {G} {level!r} clusters")
     bounded = False
     # CR2 (Bell-McCaffrey df) is design-based already; df_method="z" asked for normal tests
-    free = res.cov_type == "cr2" or res.df_method == "z"
+    # (a GLMM's z tests are glmer's default, not a request: its between-cluster terms get the
+    # between-within df like a linear model's)
+    free = res.cov_type == "cr2" or (res.df_method == "z" and not hasattr(res, "family"))
     if terms and not free and (
             between_df == "bound" or (between_df == "auto" and (at_zero or fallen))):
         res, bounded = res._with_df_bounds(bounds)
@@ -584,8 +635,71 @@ def time_label(value) -> str:
     return str(int(v)) if v.is_integer() else repr(v)
 
 
-def _growth_frame(data, res, outcome, time, arm, time_coding) -> pd.DataFrame:
+def _knot_label(k: float) -> str:
+    return f"{float(k):g}".replace(".", "_").replace("-", "m")
+
+
+def _add_pieces(data: pd.DataFrame, knots, post_shift: bool):
+    """Add the piecewise time columns to ``data`` (a copy); returns (pieces, shifts)."""
+    ks = [float(k) for k in knots]
+    if any(not np.isfinite(k) or k <= 0 for k in ks) or ks != sorted(set(ks)):
+        raise OptionError(f"knots must be increasing positive years after TA ends, got {knots!r}")
+    ys, ye = data["years_since_start"].to_numpy(float), data["years_since_end"].to_numpy(float)
+    data["pre_years"] = np.minimum(ys, 0.0)
+    data["ta_years"] = np.maximum(ys, 0.0) - ye
+    bounds = [0.0, *ks, np.inf]
+    post = []
+    for i in range(len(bounds) - 1):
+        name = "post_years" if i == 0 else f"post_years_after_{_knot_label(bounds[i])}y"
+        data[name] = np.clip(ye - bounds[i], 0.0, bounds[i + 1] - bounds[i])
+        post.append(name)
+    shifts: tuple[str, ...] = ()
+    if post_shift:
+        data["post_ta"] = np.where(np.isnan(ye), np.nan, (ye > 0).astype(float))
+        shifts = ("post_ta",)
+    return ("pre_years", "ta_years", *post), shifts
+
+
+def _check_pieces(obs: pd.DataFrame, pieces, shifts, min_years: float):
+    """Drop pieces (and shifts) without variation, flag the ones too short to report."""
+    import warnings
+
+    from coevidence.exceptions import EstimabilityWarning
+
+    keep, short, dropped = [], [], []
+    for p in pieces:
+        v = obs[p].to_numpy(float)
+        n_distinct = len(np.unique(v[np.isfinite(v)]))
+        span = float(np.nanmax(v) - np.nanmin(v)) if len(v) else 0.0
+        if n_distinct < 2:
+            dropped.append(p)
+            continue
+        keep.append(p)
+        if n_distinct < 3 or span < min_years:
+            short.append(p)
+            warnings.warn(
+                f"growth piece {p!r} spans {span:.2g} years with {n_distinct} distinct values in "
+                f"the data: too short to estimate its slope reliably; it stays in the model but "
+                "is left out of the default contrasts and slopes (ask for it by name)",
+                EstimabilityWarning, stacklevel=4)
+    kept_shifts = []
+    for s_ in shifts:
+        if obs[s_].nunique() < 2:
+            dropped.append(s_)
+        else:
+            kept_shifts.append(s_)
+    if dropped:
+        warnings.warn(
+            f"growth piece(s) {dropped} have no variation in the data (e.g. no observation "
+            "before TA starts, or none after it ends): dropped from the model",
+            EstimabilityWarning, stacklevel=4)
+    if not keep:
+        raise ModelSpecificationError("no growth piece varies in the data")
+    return tuple(keep), tuple(kept_shifts), tuple(short)
+
+
+def _growth_frame(data, res, outcome, time, arm, time_coding, time_cols=PIECES) -> pd.DataFrame:
     """Outcome, arm, time (and pieces) of the rows used in the fit."""
-    cols = [outcome, arm, time] + (list(PIECES) if time_coding == "piecewise" else [])
+    cols = [outcome, arm, time] + (list(time_cols) if time_coding == "piecewise" else [])
     rows = res.data.index
     return data.loc[rows, list(dict.fromkeys(cols))].copy()
