@@ -18,6 +18,7 @@ MODULES = [
     "coevidence.data.panel",
     "coevidence.data.datapackage",
     "coevidence.data.describe",
+    "coevidence.data.features",
     "coevidence.datasets",
     "coevidence.report.html",
 ]

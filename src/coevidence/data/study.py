@@ -381,6 +381,27 @@ class Study:
         return build_panel(self, self._long_scores, outcomes=outcomes, unit=unit, waves=waves,
                            strict_agreement=strict_agreement)
 
+    def engagement_features(self, *, window_months: int = 6) -> pd.DataFrame:
+        """Engagement features per organisation x wave, from the logs (joins onto the panel).
+
+        TA dose in a trailing window of ``window_months`` calendar months ending at each
+        wave's date and cumulatively, encounters by mode, whether diagnosis came first,
+        components introduced and their order, FRAME adaptations, mean relationship quality
+        and agreements in force; see :func:`coevidence.data.features.engagement_features`
+        for every column's definition.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> study = cv.load_example_study()
+        >>> feats = study.engagement_features(window_months=6)
+        >>> feats[["org_id", "wave", "dose_minutes_window"]].shape[1]
+        3
+        """
+        from coevidence.data.features import engagement_features
+
+        return engagement_features(self, window_months=window_months)
+
     def agreement_report(self, outcomes: Sequence[str] | None = None) -> pd.DataFrame:
         """Within-organisation agreement of respondent scores, per outcome and wave.
 
@@ -450,6 +471,39 @@ class Study:
             f"{len(self._organizations)} organizations, {len(self._respondents)} respondents, "
             f"{len(self._engagements)} engagements, {len(self._design.waves)} waves; arms {arms}; "
             f"{len(self._responses):,} item responses, {len(self._scores):,} scores>"
+        )
+
+    def _repr_html_(self) -> str:
+        """Notebook view: design, arms with their units per level, and the measures."""
+        from html import escape
+
+        d = self._design
+        org_arm = {o.id: o.arm for o in self._organizations}
+        rows = []
+        for a in d.arms:
+            orgs = {o.id for o in self._organizations if o.arm == a.id}
+            provs = {o.provider_id for o in self._organizations if o.arm == a.id}
+            resp = sum(1 for r in self._respondents if org_arm.get(r.org_id) == a.id)
+            rows.append(f"<tr><td>{escape(a.label or a.id)}</td><td>{escape(a.ta_model.value)}"
+                        f"</td><td>{len(provs)}</td><td>{len(orgs)}</td><td>{resp}</td></tr>")
+        measures = "".join(
+            f"<li><code>{escape(m.id)}</code>: {escape(m.name or m.id)}"
+            f"{f' ({len(m.items)} items)' if m.items else ''}</li>"
+            for m in self._measures.values())
+        waves = d.waves
+        return (
+            f"<div class='coevidence-study'><strong>Study: {escape(d.title or d.id)}</strong>"
+            f"{' (synthetic)' if d.synthetic and 'synthetic' not in (d.title or '') else ''}"
+            "<br>randomised by "
+            f"{escape(d.randomisation_unit.value)}; {len(waves)} waves"
+            + (f" from {waves[0].date} to {waves[-1].date}" if waves else "")
+            + f"; {len(self._engagements)} engagements; {len(self._responses):,} item responses, "
+            f"{len(self._scores):,} scores"
+            "<table><thead><tr><th>arm</th><th>TA model</th><th>providers</th>"
+            "<th>organisations</th><th>respondents</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>"
+            + (f"measures:<ul>{measures}</ul>" if measures else "measures: none")
+            + "</div>"
         )
 
     def scoring_report(self, *, detail: bool = False) -> pd.DataFrame:

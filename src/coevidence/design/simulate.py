@@ -42,7 +42,7 @@ from coevidence.data.study import Study
 from coevidence.exceptions import OptionError
 from coevidence.schemas.measure import MeasureDefinition
 
-__all__ = ["OutcomeSpec", "SimulationSpec", "simulate_study", "true_effects"]
+__all__ = ["FeatureSpec", "OutcomeSpec", "SimulationSpec", "simulate_study", "true_effects"]
 
 
 class _Spec(BaseModel):
@@ -80,6 +80,30 @@ class OutcomeSpec(_Spec):
     round_items : bool
         Round item responses to the integer response scale (False keeps the continuous
         values, clipped to the scale; useful for checking normal-theory power formulas).
+    dose_effect : float
+        Outcome change per hour of cumulative TA logged up to the wave date (the
+        organisation's encounter minutes / 60; needs ``encounter_logs``). Dose varies within
+        arm through :attr:`FeatureSpec.dose_sd`.
+    relationship_effect : float
+        Outcome change per point of the organisation's true relationship quality (its
+        deviation from the arm mean, :attr:`FeatureSpec.relationship_sd`), from the first
+        wave after TA starts.
+    diagnosis_first_effect : float
+        Level shift, from the first wave after TA starts, of co-creation organisations whose
+        engagement began with joint diagnosis (:attr:`FeatureSpec.p_diagnosis_first`).
+    mediator : str, optional
+        Id of an earlier outcome whose true score (linear predictor, respondent x wave)
+        enters this outcome: ``eta += mediator_effect * eta_mediator``. The arm terms of this
+        spec are then the direct effect (c').
+    mediator_effect : float
+        The b path (per unit of the mediator's true score).
+    family : {"gaussian", "binomial", "poisson"}
+        ``gaussian``: items from the true score through the measurement model (as before).
+        ``binomial`` / ``poisson``: the growth model (same random effects, with
+        ``sd_residual`` an occasion-level normal term) is the linear predictor on the logit /
+        log scale and each respondent x wave records one 0/1 or count (a one-item measure;
+        ``n_items``, ``reliability``, ``response_min``/``response_max`` and
+        ``round_items`` do not apply and are refused if given).
     """
 
     measure_id: str = "research_use"
@@ -100,6 +124,31 @@ class OutcomeSpec(_Spec):
     sd_provider_slope: float = Field(0.0, ge=0)
     readiness_effect: float = 0.0
     round_items: bool = True
+    dose_effect: float = 0.0
+    relationship_effect: float = 0.0
+    diagnosis_first_effect: float = 0.0
+    mediator: str | None = None
+    mediator_effect: float = 0.0
+    family: Literal["gaussian", "binomial", "poisson"] = "gaussian"
+
+    @model_validator(mode="after")
+    def _check_family(self) -> OutcomeSpec:
+        if self.family != "gaussian":
+            given = sorted(self.model_fields_set & {"n_items", "reliability", "response_min",
+                                                    "response_max", "round_items"})
+            if given:
+                raise ValueError(f"{', '.join(given)} do(es) not apply to family="
+                                 f"{self.family!r} (one 0/1 or count per respondent x wave)")
+        if self.mediator is None and self.mediator_effect != 0:
+            raise ValueError("mediator_effect needs mediator= (the id of an earlier outcome)")
+        if self.mediator == self.measure_id:
+            raise ValueError(f"outcome {self.measure_id!r} cannot mediate itself")
+        return self
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether an engagement feature (dose, relationship, diagnosis-first) acts on it."""
+        return bool(self.dose_effect or self.relationship_effect or self.diagnosis_first_effect)
 
     def total_variance(self) -> float:
         """Variance of a respondent's true score at the first wave (intercepts + residual)."""
@@ -109,6 +158,38 @@ class OutcomeSpec(_Spec):
     def error_variance(self) -> float:
         """Variance of the item-mean measurement error implied by ``reliability``."""
         return self.total_variance() * (1 - self.reliability) / self.reliability
+
+
+class FeatureSpec(_Spec):
+    """How engagement features vary within arm (the defaults reproduce the fixed features).
+
+    Parameters
+    ----------
+    p_diagnosis_first : float, optional
+        Co-creation engagements: probability that joint diagnosis is the first component and
+        the first encounter (otherwise it comes second or third, with its diagnosis encounter
+        at the component's introduction). ``None``: always first (the arm decides it).
+    random_sequence : bool
+        Co-creation engagements: the components after the first come in random order.
+    p_agreement : float, optional
+        Each agreement (publication, data sharing) is made with this probability, on a day
+        drawn in the first ``agreement_window_days`` of the engagement. ``None``: both are
+        made at the start (as before).
+    agreement_window_days : int
+    dose_sd : float
+        SD of the log of an organisation's TA intensity (a multiplier, mean 1, of the minutes
+        of each encounter): dose varies within arm.
+    relationship_sd : float
+        SD of an organisation's true relationship quality around its arm mean (ratings are
+        that quality plus rating noise of SD 0.5).
+    """
+
+    p_diagnosis_first: float | None = Field(None, ge=0, le=1)
+    random_sequence: bool = False
+    p_agreement: float | None = Field(None, ge=0, le=1)
+    agreement_window_days: int = Field(180, ge=0)
+    dose_sd: float = Field(0.0, ge=0)
+    relationship_sd: float = Field(0.0, ge=0)
 
 
 class SimulationSpec(_Spec):
@@ -157,6 +238,9 @@ class SimulationSpec(_Spec):
         item-mean scores (same measurement model, far fewer rows).
     outcomes : tuple of OutcomeSpec
         The outcome measures to generate.
+    features : FeatureSpec
+        Within-arm variation of engagement features (dose, relationship quality, diagnosis
+        first, component order, agreements), recorded in the logs.
 
     Examples
     --------
@@ -190,6 +274,23 @@ class SimulationSpec(_Spec):
         OutcomeSpec(measure_id="capacity", n_items=7, reliability=0.88, intercept=3.0,
                     slope=0.04, arm_slope=0.06, post_slope_change=-0.02),
     )
+
+    features: FeatureSpec = FeatureSpec()
+
+    @model_validator(mode="after")
+    def _check_outcomes(self) -> SimulationSpec:
+        seen: list[str] = []
+        for o in self.outcomes:
+            if o.measure_id in seen:
+                raise ValueError(f"outcome {o.measure_id!r} is given twice")
+            if o.mediator is not None and o.mediator not in seen:
+                raise ValueError(f"outcome {o.measure_id!r}: mediator {o.mediator!r} must be "
+                                 f"an earlier outcome (earlier ones: {seen})")
+            if o.uses_features and not self.encounter_logs:
+                raise ValueError(f"outcome {o.measure_id!r} has feature effects, which are "
+                                 "recorded in the engagement logs: set encounter_logs=True")
+            seen.append(o.measure_id)
+        return self
 
     @model_validator(mode="after")
     def _check_steps(self) -> SimulationSpec:
@@ -232,6 +333,11 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
     True
     """
     rng = np.random.default_rng(seed)
+    # engagement features draw from their own stream, so the main stream (and every study
+    # simulated from a spec without feature variation) is unchanged
+    ss = rng.bit_generator.seed_seq
+    frng = np.random.default_rng(np.random.SeedSequence(
+        ss.entropy, spawn_key=(*tuple(getattr(ss, "spawn_key", ())), 0xFEA7)))
     waves = [_add_months(spec.start_date, spec.wave_months * w) for w in range(spec.n_waves)]
     end = _add_months(waves[-1], 1)
     parallel = spec.assignment in ("provider", "organization")
@@ -291,6 +397,10 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
 
     # engagements and their logs
     eng_rows, enc_rows, comp_rows, agr_rows, rating_rows, phase_rows, adapt_rows = ([] for _ in range(7))
+    feat = _draw_features(frng, spec.features, org_cc)
+    feat_q = np.array([f["quality"] for f in feat])
+    feat_d = np.array([float(f["diagnosis_first"]) for f in feat])
+    hours = np.zeros((n_org, spec.n_waves))  # cumulative TA hours at each wave date
     end_pos = np.zeros(n_org)
     wave_ns = [pd.Timestamp(w).value for w in waves]
     t = np.arange(spec.n_waves, dtype=float)
@@ -310,8 +420,14 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
                          "strategy": "co-design with local data review" if cc else "packaged programme"})
         if not spec.encounter_logs:
             continue
+        n_enc = len(enc_rows)
         _logs(rng, eid, cc, s, e, prov_ids[org_prov[j]], waves, phase_rows, enc_rows, comp_rows,
-              agr_rows, rating_rows, adapt_rows)
+              agr_rows, rating_rows, adapt_rows, feat=feat[j], frng=frng)
+        if any(o.dose_effect for o in spec.outcomes):
+            days = np.array([r["date"] for r in enc_rows[n_enc:]], dtype="datetime64[D]")
+            mins = np.array([r["minutes"] for r in enc_rows[n_enc:]], dtype=float)
+            wd = np.array(waves, dtype="datetime64[D]")
+            hours[j] = (mins[None, :] * (days[None, :] <= wd[:, None])).sum(axis=1) / 60
 
     # outcomes: growth model -> true scores -> items
     if parallel:
@@ -324,6 +440,11 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
         exposure = np.clip(t[None, :] - start_pos[:, None], 0, None)
         started = (t[None, :] >= (start_pos + 1)[:, None]).astype(float)
         post_i = np.clip(t[None, :] - end_pos[resp_org][:, None], 0, None)
+    if parallel:  # TA starts two weeks after the first wave
+        started_i = np.broadcast_to((t >= 1).astype(float)[None, :], (n_resp, spec.n_waves))
+    else:
+        started_i = started
+    true_scores: dict[str, np.ndarray] = {}
     dropout = (_dropout(rng, n_resp, spec.n_waves, spec.attrition)
                if spec.attrition_mechanism == "mcar" else None)
     resp_rows, score_rows = [], []
@@ -331,13 +452,8 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
     resp_ids = respondents["id"].to_numpy()
     wave_days = np.array(waves, dtype="datetime64[D]")
     for o in spec.outcomes:
-        measures.append(MeasureDefinition(
-            id=o.measure_id, name=f"Simulated {o.measure_id.replace('_', ' ')} scale",
-            construct="research_use" if "use" in o.measure_id else "capacity", level="person",
-            response_min=o.response_min, response_max=o.response_max,
-            items=tuple(f"{o.measure_id[:2]}{q + 1}" for q in range(o.n_items)),
-            missing={"min_fraction": 0.8},
-            citation="Synthetic measure generated by coevidence.simulate_study."))
+        if o.family == "gaussian":
+            measures.append(_measure(o))
         u_k = rng.normal(0, o.sd_provider, n_prov)
         u0 = rng.normal(0, o.sd_org_intercept, n_org)
         u1 = rng.normal(0, o.sd_org_slope, n_org)
@@ -356,11 +472,28 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
             eta = eta + v_k[org_prov[resp_org]][:, None] * t[None, :]
         if o.readiness_effect != 0 and readiness is not None:
             eta = eta + o.readiness_effect * readiness[resp_org][:, None]
-        err_sd = np.sqrt(o.n_items * o.error_variance())
-        items = eta[:, :, None] + rng.normal(0, err_sd, (n_resp, spec.n_waves, o.n_items))
-        if o.round_items:
-            items = np.rint(items)
-        items = np.clip(items, o.response_min, o.response_max)
+        if o.dose_effect:
+            eta = eta + o.dose_effect * hours[resp_org]
+        if o.relationship_effect:
+            eta = eta + o.relationship_effect * feat_q[resp_org][:, None] * started_i
+        if o.diagnosis_first_effect:
+            eta = eta + o.diagnosis_first_effect * feat_d[resp_org][:, None] * started_i
+        if o.mediator is not None:
+            eta = eta + o.mediator_effect * true_scores[o.mediator]
+        true_scores[o.measure_id] = eta
+        if o.family == "gaussian":
+            err_sd = np.sqrt(o.n_items * o.error_variance())
+            items = eta[:, :, None] + rng.normal(0, err_sd, (n_resp, spec.n_waves, o.n_items))
+            if o.round_items:
+                items = np.rint(items)
+            items = np.clip(items, o.response_min, o.response_max)
+        else:
+            if o.family == "binomial":
+                y = rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float)
+            else:
+                y = rng.poisson(np.exp(np.clip(eta, None, 20))).astype(float)
+            items = y[:, :, None]
+            measures.append(_measure(o, count_max=float(max(1.0, y.max()))))
         if dropout is None:  # MAR: hazard from the previous wave's observed score
             dropout = _dropout_mar(rng, items.mean(axis=2), spec.attrition, spec.mar_strength)
         observed = ~dropout
@@ -370,7 +503,7 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
         if spec.responses == "scores":
             vals3 = np.where(skipped, np.nan, items)
             answered = np.sum(~skipped, axis=2)
-            score = np.where(answered >= np.ceil(0.8 * o.n_items), _nanmean(vals3), np.nan)
+            score = np.where(answered >= np.ceil(0.8 * items.shape[2]), _nanmean(vals3), np.nan)
             ii, ww = np.nonzero(observed)
             score_rows.append(pd.DataFrame({
                 "unit_level": "respondent", "unit_id": resp_ids[ii], "measure_id": o.measure_id,
@@ -388,6 +521,8 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
             "item": np.array(measures[-1].items)[qq], "value": vals, "date": dates,
         }))
     truth = {o.measure_id: o.model_dump() for o in spec.outcomes}
+    if spec.features != FeatureSpec():
+        truth["features"] = spec.features.model_dump()
     design["description"] += " truth: " + json.dumps(truth)
     responses = pd.concat(resp_rows, ignore_index=True) if resp_rows else None
     scores = pd.concat(score_rows, ignore_index=True) if score_rows else None
@@ -399,6 +534,59 @@ def simulate_study(spec: SimulationSpec, seed: int | np.random.SeedSequence | No
         agreements=_frame(agr_rows), relationship_ratings=_frame(rating_rows),
         responses=responses, scores=scores,
     )
+
+
+def _measure(o: OutcomeSpec, count_max: float = 1.0) -> MeasureDefinition:
+    """The measure definition of a simulated outcome (one item for binomial / poisson)."""
+    mid = o.measure_id
+    construct = ("research_use" if "use" in mid else
+                 "implementation_outcome" if "practice" in mid else "capacity")
+    common = {"id": mid, "construct": construct, "level": "person",
+              "citation": "Synthetic measure generated by coevidence.simulate_study."}
+    if o.family == "gaussian":
+        return MeasureDefinition(
+            name=f"Simulated {mid.replace('_', ' ')} scale",
+            response_min=o.response_min, response_max=o.response_max,
+            items=tuple(f"{mid[:2]}{q + 1}" for q in range(o.n_items)),
+            missing={"min_fraction": 0.8}, **common)
+    kind = "indicator (0/1)" if o.family == "binomial" else "count"
+    return MeasureDefinition(
+        name=f"Simulated {mid.replace('_', ' ')} {kind}", response_min=0.0,
+        response_max=1.0 if o.family == "binomial" else count_max, discrete=True,
+        items=(f"{mid[:2]}1",), scoring="sum", missing={"min_answered": 1}, **common)
+
+
+def _draw_features(frng: np.random.Generator, f: FeatureSpec, org_cc: np.ndarray) -> list[dict]:
+    """Per-organisation engagement features (from the feature stream only)."""
+    n = len(org_cc)
+    sd = f.dose_sd
+    intensity = np.exp(frng.normal(-sd * sd / 2, sd, n)) if sd > 0 else np.ones(n)
+    quality = frng.normal(0, f.relationship_sd, n) if f.relationship_sd > 0 else np.zeros(n)
+    cc = org_cc.astype(bool)
+    if f.p_diagnosis_first is None:
+        diag = cc.copy()
+    else:
+        diag = cc & (frng.random(n) < f.p_diagnosis_first)
+    out = []
+    for j in range(n):
+        rest = ["co_designed_solution", "data_review_cycle"]
+        if f.random_sequence and cc[j]:
+            rest = list(frng.permutation(rest))
+        if not cc[j] or diag[j]:
+            order = ["joint_diagnosis", *rest]
+        else:  # diagnosis second or third
+            pos = int(frng.integers(1, 3))
+            order = rest[:pos] + ["joint_diagnosis"] + rest[pos:]
+        agreements = {}
+        for kind in ("publication", "data_sharing"):
+            if f.p_agreement is None:
+                agreements[kind] = 0
+            elif frng.random() < f.p_agreement:
+                agreements[kind] = int(frng.integers(0, f.agreement_window_days + 1))
+        out.append({"intensity": float(intensity[j]), "quality": float(quality[j]),
+                    "diagnosis_first": bool(diag[j]), "order": order,
+                    "agreements": agreements})
+    return out
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame | None:
@@ -434,42 +622,56 @@ def _rollout(rng: np.random.Generator, spec: SimulationSpec, org_prov: np.ndarra
 
 
 def _logs(rng, eid, cc, s, e, provider, waves, phase_rows, enc_rows, comp_rows, agr_rows,
-          rating_rows, adapt_rows) -> None:
+          rating_rows, adapt_rows, *, feat=None, frng=None) -> None:
+    feat = feat or {"intensity": 1.0, "quality": 0.0, "diagnosis_first": cc,
+                    "order": ["joint_diagnosis", "co_designed_solution", "data_review_cycle"],
+                    "agreements": {"publication": 0, "data_sharing": 0}}
     phase_rows += [
         {"engagement_id": eid, "phase": "pre_implementation", "start_date": s,
          "end_date": s + dt.timedelta(days=60)},
         {"engagement_id": eid, "phase": "implementation", "start_date": s + dt.timedelta(days=61),
          "end_date": e},
     ]
+    comps = (list(feat["order"]) if cc
+             else ["packaged_training", "implementation_toolkit"])
+    introduced = {cid: s + dt.timedelta(days=45 * k) for k, cid in enumerate(comps)}
+    # co-creation: the diagnosis encounter is the first one on or after joint diagnosis starts
+    diag_day = introduced.get("joint_diagnosis", s) if cc else None
+    diag_done = False
     gap = 14 if cc else 30
+    intensity = feat["intensity"]
     day = s
     while day <= e:
-        first = day == s
-        activity = ("diagnosis" if cc and first else
-                    rng.choice(["co_design", "data_review", "consultation", "coordination"]) if cc
-                    else rng.choice(["training", "resource_delivery", "monitoring", "coordination"]))
+        if cc and not diag_done and day >= diag_day:
+            activity = "diagnosis"
+            diag_done = True
+        else:
+            activity = (rng.choice(["co_design", "data_review", "consultation", "coordination"])
+                        if cc else
+                        rng.choice(["training", "resource_delivery", "monitoring", "coordination"]))
+        minutes = rng.normal(75 if cc else 50, 20)
+        if intensity != 1.0:
+            minutes = minutes * intensity
         enc_rows.append({"engagement_id": eid, "date": day,
-                         "minutes": float(max(10, round(rng.normal(75 if cc else 50, 20)))),
+                         "minutes": float(max(10, round(minutes))),
                          "mode": rng.choice(["in_person", "video", "phone", "email"], p=[0.3, 0.4, 0.2, 0.1]),
                          "activity": activity, "delivery": rng.choice(["group", "individual"]),
                          "provider_id": provider, "proactive": bool(rng.random() < 0.6)})
         day = day + dt.timedelta(days=int(rng.integers(gap - 5, gap + 6)))
-    comps = (["joint_diagnosis", "co_designed_solution", "data_review_cycle"] if cc
-             else ["packaged_training", "implementation_toolkit"])
     for order, cid in enumerate(comps, start=1):
         comp_rows.append({"engagement_id": eid, "id": cid, "order": order,
-                          "introduced_on": s + dt.timedelta(days=45 * (order - 1))})
-    agr_rows += [
-        {"engagement_id": eid, "kind": "publication", "terms": "joint authorship; agency review",
-         "agreed_on": s},
-        {"engagement_id": eid, "kind": "data_sharing", "terms": "de-identified extracts",
-         "agreed_on": s},
-    ]
+                          "introduced_on": introduced[cid]})
+    terms = {"publication": "joint authorship; agency review",
+             "data_sharing": "de-identified extracts"}
+    for kind, offset in feat["agreements"].items():
+        agr_rows.append({"engagement_id": eid, "kind": kind, "terms": terms[kind],
+                         "agreed_on": min(s + dt.timedelta(days=int(offset)), e)})
+    quality = feat["quality"]
     for w in waves[1:]:
         if s <= w <= e:
             rating_rows.append({"engagement_id": eid, "date": w, "rater": "organization",
                                 "dimension": "overall",
-                                "value": float(np.clip(round(rng.normal(4.1 if cc else 3.6, 0.5), 1), 1, 5))})
+                                "value": float(np.clip(round(rng.normal((4.1 if cc else 3.6) + quality, 0.5), 1), 1, 5))})
     if cc and rng.random() < 0.4:
         adapt_rows.append({"engagement_id": eid, "date": s + dt.timedelta(days=120),
                            "target": "practice", "phase": "implementation", "planned": bool(rng.random() < 0.5),
@@ -485,7 +687,16 @@ def true_effects(spec: SimulationSpec) -> dict[str, dict[str, object]]:
     Returns, for each outcome, ``difference_by_wave`` (the true mean difference at each wave
     position, an array) and ``slope_difference`` (the least-squares slope of that difference
     over the wave positions: what a linear growth model estimates; equals ``arm_slope`` when
-    ``post_slope_change`` does not act within the observed waves).
+    ``post_slope_change`` does not act within the observed waves). Differences are on the
+    link scale of the outcome's ``family`` (``link``: identity, logit or log; conditional on
+    the random effects, as a GLMM estimates them). ``features`` gives the feature effects; a
+    diagnosis-first effect adds ``diagnosis_first_effect * p_diagnosis_first`` to the arm
+    difference after TA starts, a dose effect adds the arms' difference in realised hours
+    (not included; see ``note``). An outcome with a ``mediator`` also has ``mediation``:
+    ``a_by_wave`` (the mediator's arm difference), ``b`` (= ``b_within`` = ``b_between``:
+    the outcome depends on each respondent's own true mediator score, so there is no
+    contextual effect), ``direct_by_wave`` (c'), ``indirect_by_wave`` (a * b),
+    ``total_by_wave`` and their slopes over waves.
 
     Examples
     --------
@@ -503,11 +714,43 @@ def true_effects(spec: SimulationSpec) -> dict[str, dict[str, object]]:
     end_pos = np.interp(pd.Timestamp(ta_end).value, [pd.Timestamp(w).value for w in waves], t)
     post = np.clip(t - end_pos, 0, None)
     out: dict[str, dict[str, object]] = {}
+    started = (t >= 1).astype(float)
+    p_diag = 1.0 if spec.features.p_diagnosis_first is None else spec.features.p_diagnosis_first
+    total: dict[str, np.ndarray] = {}
     for o in spec.outcomes:
-        diff = o.arm_effect + o.arm_slope * t + o.post_slope_change * post
+        direct = o.arm_effect + o.arm_slope * t + o.post_slope_change * post
+        # diagnosis-first organisations are all in co-creation: their mean shift is part of
+        # the arm difference; relationship quality is centred within arm (adds nothing)
+        direct = direct + o.diagnosis_first_effect * p_diag * started
+        diff = direct.copy()
+        entry: dict[str, object] = {"family": o.family, "link": _LINKS[o.family]}
+        if o.mediator is not None:
+            a = total[o.mediator]
+            indirect = o.mediator_effect * a
+            diff = direct + indirect
+            entry["mediation"] = {
+                "mediator": o.mediator, "a_by_wave": a, "b": o.mediator_effect,
+                "direct_by_wave": direct, "indirect_by_wave": indirect,
+                "total_by_wave": diff, "b_within": o.mediator_effect,
+                "b_between": o.mediator_effect, "contextual": 0.0,
+                "a_slope": float(np.polyfit(t, a, 1)[0]),
+                "direct_slope": float(np.polyfit(t, direct, 1)[0]),
+                "indirect_slope": float(np.polyfit(t, indirect, 1)[0]),
+            }
+        total[o.measure_id] = diff
         slope = float(np.polyfit(t, diff, 1)[0])
-        out[o.measure_id] = {"difference_by_wave": diff, "slope_difference": slope}
+        entry["features"] = {"dose_effect_per_hour": o.dose_effect,
+                             "relationship_effect_per_point": o.relationship_effect,
+                             "diagnosis_first_effect": o.diagnosis_first_effect,
+                             "p_diagnosis_first": p_diag}
+        if o.dose_effect:
+            entry["note"] = ("difference_by_wave leaves out the dose effect: dose_effect times "
+                             "the arms' difference in realised cumulative hours")
+        out[o.measure_id] = {"difference_by_wave": diff, "slope_difference": slope, **entry}
     return out
+
+
+_LINKS = {"gaussian": "identity", "binomial": "logit", "poisson": "log"}
 
 
 def _dropout(rng: np.random.Generator, n: int, n_waves: int, hazard: float) -> np.ndarray:
