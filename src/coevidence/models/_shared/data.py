@@ -162,3 +162,38 @@ def check_outcome_variation(data: pd.DataFrame, outcome: str, what: str) -> None
             f"{what}: outcome {outcome!r} has no variation (it is {y[0]:g} in all {len(y)} rows "
             "used); standard errors and tests would be 0 or NaN"
         )
+
+
+#: Column that carries weights given as values (not as a column name) into a model frame.
+WEIGHT_COLUMN = "__coevidence_weights__"
+
+
+def weights_column(frame: pd.DataFrame, weights, column: str = WEIGHT_COLUMN
+                   ) -> tuple[pd.DataFrame, str | None]:
+    """``(frame, column)``: the frame (a new one when the weights are given as values) and the
+    name of its weights column; ``(frame, None)`` without weights.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> f, col = weights_column(pd.DataFrame({"a": [1, 2]}), [0.5, 2.0])
+    >>> f[col].tolist()
+    [0.5, 2.0]
+    """
+    from coevidence.exceptions import OptionError
+
+    if weights is None:
+        return frame, None
+    if isinstance(weights, str):
+        if weights not in frame.columns:
+            raise OptionError(f"weights={weights!r} is not a column of the panel")
+        return frame, weights
+    if isinstance(weights, pd.Series):
+        if not weights.index.equals(frame.index):
+            raise OptionError("weights given as a Series must have the panel's index")
+        values = weights.to_numpy(dtype=float)
+    else:
+        values = np.asarray(weights, dtype=float)
+    if values.shape != (len(frame),):
+        raise OptionError(f"weights has {values.size} values for the panel's {len(frame)} rows")
+    return frame.assign(**{column: values}), column

@@ -44,11 +44,16 @@ class Aggregate:
     overall_weights: np.ndarray | None = None  # n_cells
 
 
-def cohort_shares(unit_group: np.ndarray, unit_level: np.ndarray, cells: Cells) -> np.ndarray:
-    """``P(G = g, level = l)`` for each cell, over all units (treated and never treated)."""
+def cohort_shares(unit_group: np.ndarray, unit_level: np.ndarray, cells: Cells,
+                  w: np.ndarray | None = None) -> np.ndarray:
+    """``P(G = g, level = l)`` for each cell, over all units (treated and never treated).
+
+    With unit weights ``w`` (mean 1) the weighted shares ``mean(w 1{G = g})``, as ``did``.
+    """
+    w = np.ones(len(unit_group)) if w is None else w
     return np.array(
         [
-            np.mean((unit_group == g) & (unit_level == lev))
+            np.mean(w * ((unit_group == g) & (unit_level == lev)))
             for g, lev in zip(cells.group, cells.level, strict=True)
         ]
     )
@@ -61,6 +66,7 @@ def _wif(
     unit_group: np.ndarray,
     unit_level: np.ndarray,
     scale: np.ndarray | None = None,
+    w: np.ndarray | None = None,
 ) -> np.ndarray:
     """Influence of estimating the weights ``pg[keep] / sum(pg[keep])`` (did's ``wif``).
 
@@ -69,7 +75,9 @@ def _wif(
     """
     ind = np.column_stack(
         [
-            ((unit_group == cells.group[k]) & (unit_level == cells.level[k])).astype(float) - pg[k]
+            (1.0 if w is None else w)
+            * ((unit_group == cells.group[k]) & (unit_level == cells.level[k])).astype(float)
+            - pg[k]
             for k in keep
         ]
     )
@@ -103,6 +111,7 @@ def aggregate(
     min_e: float = -np.inf,
     max_e: float = np.inf,
     share_scale: np.ndarray | None = None,
+    unit_weights: np.ndarray | None = None,
 ) -> Aggregate:
     """Aggregate the cells of one ``by`` level into simple / event / group / calendar effects.
 
@@ -110,15 +119,16 @@ def aggregate(
     Bell-McCaffrey df). ``share_scale`` multiplies the cohort-share part of the influence
     functions (small-sample adjustment); None leaves it as did computes it.
     """
-    sc = share_scale
-    pg = cohort_shares(unit_group, unit_level, cells)
+    sc, uw = share_scale, unit_weights
+    pg = cohort_shares(unit_group, unit_level, cells, uw)
     on = (cells.level == level) & ~cells.reference
     e_all = cells.time - cells.group
     post = cells.post
     if kind == "simple":
         keep = np.flatnonzero(on & post & (e_all <= max_e))
         w = pg[keep] / pg[keep].sum()
-        est, inf, wf = _combine(cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level, sc))
+        est, inf, wf = _combine(cells, keep, w,
+                                _wif(keep, pg, cells, unit_group, unit_level, sc, uw))
         return Aggregate(
             "simple",
             np.array(["ATT"], dtype=object),
@@ -137,13 +147,15 @@ def aggregate(
             w = np.full(len(keep), 1.0 / len(keep))
             est, inf, wf = _combine(cells, keep, w, None)
             ests.append(est), infs.append(inf), wts.append(wf)
-            gshare.append(np.mean((unit_group == g) & (unit_level == level)))
+            gshare.append(np.mean((1.0 if uw is None else uw)
+                                  * ((unit_group == g) & (unit_level == level))))
         ests_a, infs_a = np.array(ests), np.column_stack(infs)
         gs = np.array(gshare)
         w = gs / gs.sum()
         ind = np.column_stack(
             [
-                ((unit_group == g) & (unit_level == level)).astype(float) - s
+                (1.0 if uw is None else uw)
+                * ((unit_group == g) & (unit_level == level)).astype(float) - s
                 for g, s in zip(groups, gs, strict=True)
             ]
         )
@@ -168,7 +180,7 @@ def aggregate(
             keep = np.flatnonzero(on & include & (e_all == e))
             w = pg[keep] / pg[keep].sum()
             est, inf, wf = _combine(
-                cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level, sc)
+                cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level, sc, uw)
             )
             ests.append(est), infs.append(inf), wts.append(wf)
         ests_a, infs_a = np.array(ests), np.column_stack(infs)
@@ -185,7 +197,7 @@ def aggregate(
             keep = np.flatnonzero(on & post & (cells.time == t) & (e_all <= max_e))
             w = pg[keep] / pg[keep].sum()
             est, inf, wf = _combine(
-                cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level, sc)
+                cells, keep, w, _wif(keep, pg, cells, unit_group, unit_level, sc, uw)
             )
             ests.append(est), infs.append(inf), wts.append(wf)
         ests_a, infs_a = np.array(ests), np.column_stack(infs)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coevidence.exceptions import ModelSpecificationError, OptionError
+from coevidence.models.did._weights import weighted_reg_cell
 
 __all__ = ["Cells", "cs_cells"]
 
@@ -128,6 +129,7 @@ def cs_cells(
     anticipation: int,
     base_period: str,
     est_method: str,
+    weights: np.ndarray | None = None,
 ) -> Cells:
     """Group-time ATTs for a balanced panel.
 
@@ -138,6 +140,7 @@ def cs_cells(
     periods : (T,) sorted period labels (numeric).
     levels : (n_units,) ``by`` level of each unit ("" without ``by``).
     Xcov : (n_units, T, p) covariates (with an intercept column) or None.
+    weights : (n_units,) unit weights or None (see :mod:`coevidence.models.did._weights`).
     """
     n, T = Y.shape
     cohorts = np.unique(G[np.isfinite(G)])
@@ -185,7 +188,10 @@ def cs_cells(
                 D = treated[sub].astype(float)
                 dy = Y[sub, ti] - Y[sub, b]
                 X = Xcov[sub, b, :] if Xcov is not None else None
-                att, inf_sub = _cell_if(dy, D, X, est_method)
+                if weights is None:
+                    att, inf_sub = _cell_if(dy, D, X, est_method)
+                else:
+                    att, inf_sub = weighted_reg_cell(dy, D, X, weights[sub])
                 inf = np.zeros(n)
                 inf[sub] = inf_sub * (n / sub.sum())
                 out["level"].append(lev), out["group"].append(g), out["time"].append(t)

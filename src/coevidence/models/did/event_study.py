@@ -50,6 +50,7 @@ from coevidence.models.did._regression import (
     twfe_fit,
     two_stage_cells,
 )
+from coevidence.models.did._weights import check_weight_options, unit_weights, with_weight_column
 from coevidence.models.did.results import EffectTable, EventStudyDiagnostics, EventStudyResult
 
 __all__ = ["fit_event_study"]
@@ -72,9 +73,11 @@ class _Engine:
     """Holds the cells / influence functions and computes tables on demand."""
 
     def __init__(
-        self, *, cells, unit_group, unit_level, levels, info, boot, inference, twfe=None, by=None
+        self, *, cells, unit_group, unit_level, levels, info, boot, inference, twfe=None, by=None,
+        unit_weights=None,
     ):
         self.cells: Cells | None = cells
+        self.unit_weights = unit_weights  # fit_event_study(weights=): mean-1 unit weights
         self.unit_group = unit_group
         self.unit_level = unit_level
         self.levels = levels
@@ -241,6 +244,7 @@ class _Engine:
             self.unit_level,
             level,
             share_scale=self.inference.share_scale,
+            unit_weights=self.unit_weights,
             **kw,
         )
 
@@ -349,6 +353,7 @@ def fit_event_study(
     conf_level: float = 0.95,
     small_sample: str = "auto",
     df: str | float = "auto",
+    weights: str | Sequence[float] | pd.Series | None = None,
 ) -> EventStudyResult:
     """Estimate effects of a staggered rollout (organisations starting TA at different times).
 
@@ -410,6 +415,11 @@ def fit_event_study(
         ``"normal"``: z tests, as R ``did``; a number: t with that many df. ``"auto"``: ``"bm"``
         when the CR2 adjustment is used (and G <= 200), else ``"cluster"``. ``result.info``
         records the choice (``df_method``) and the cluster count (``n_clusters``).
+    weights : str or array_like, optional
+        One positive weight per unit (a column, or values on the rows), e.g. propensity
+        weights: weighted group-time ATTs and cohort shares, as R ``did``'s ``weightsname``
+        (the effects of the weighted population). Callaway & Sant'Anna with ``est_method="reg"``
+        (or no covariates), without CR2; see ``coevidence.models.did._weights``.
 
     Returns
     -------
@@ -456,20 +466,28 @@ def fit_event_study(
         bootstrap_weights=bootstrap_weights, cluster=cluster, seed=seed, conf_level=conf_level,
         small_sample=small_sample, df=df,
     )
+    panel, wcol = with_weight_column(panel, weights)
     check_panel(panel, outcome, unit, time, first_treated, opts)
-    data, n_missing = drop_missing(panel, [outcome, *opts.covariates], "fit_event_study")
+    data, n_missing = drop_missing(panel, [outcome, *opts.covariates, *([wcol] if wcol else [])],
+                                   "fit_event_study")
     check_outcome_variation(data, outcome, "fit_event_study")
     prep = prepare(panel, data, unit=unit, time=time, first_treated=first_treated, opts=opts)
     plan = resolve_inference(opts, prep.clus_unit, len(prep.G_unit), unit)
     info = describe(opts, plan, outcome=outcome, unit=unit, time=time,
                     first_treated=first_treated)
-    cells, twfe, notes = _fit_cells(prep, outcome, opts, info)
+    uw = None
+    if wcol is not None:
+        check_weight_options(opts, plan.small_sample)
+        uw = unit_weights(prep.data, wcol, prep.ucode, len(prep.G_unit))
+        info["weights"] = weights if isinstance(weights, str) else "given"
+    cells, twfe, notes = _fit_cells(prep, outcome, opts, info, uw)
     cells, share = _cr2_adjust(cells, plan, opts.cluster, notes)
-    return _build_result(prep, opts, plan, info, cells, twfe, share, n_missing, notes)
+    return _build_result(prep, opts, plan, info, cells, twfe, share, n_missing, notes, uw)
 
 
 def _fit_cells(
-    prep: Prepared, outcome: str, opts: EventStudyOptions, info: dict[str, object]
+    prep: Prepared, outcome: str, opts: EventStudyOptions, info: dict[str, object],
+    unit_w: np.ndarray | None = None,
 ) -> tuple[Cells | None, dict | None, list[str]]:
     """Dispatch to the estimator's cell builder: ``(cells, twfe, notes)``.
 
@@ -493,6 +511,7 @@ def _fit_cells(
         cells = cs_cells(
             Y, prep.G_unit, periods, prep.lev_unit, Xc, control=opts.control,
             anticipation=opts.anticipation, base_period=opts.base_period, est_method=est_method,
+            weights=unit_w,
         )
         return cells, None, notes
     lp = LongPanel(
@@ -555,7 +574,7 @@ def _cr2_adjust(
 def _build_result(
     prep: Prepared, opts: EventStudyOptions, plan: InferencePlan, info: dict[str, object],
     cells: Cells | None, twfe: dict | None, share: np.ndarray | None, n_missing: int,
-    notes: list[str],
+    notes: list[str], unit_w: np.ndarray | None = None,
 ) -> EventStudyResult:
     """The engine, the pre-trend test and the diagnostics, wrapped in the result."""
     n_clusters = plan.n_clusters
@@ -579,6 +598,7 @@ def _build_result(
         inference=inference,
         twfe=twfe,
         by=opts.by,
+        unit_weights=unit_w,
     )
     if cells is not None:
         pre_idx = np.flatnonzero((cells.time < cells.group) & ~cells.reference)

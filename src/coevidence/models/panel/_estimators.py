@@ -173,6 +173,7 @@ class PanelData:
     unit: str
     time: str
     outcome: str
+    w: np.ndarray | None = None  # fit_panel(weights=): one weight per row (see _weights.py)
 
     @property
     def index(self) -> pd.MultiIndex:

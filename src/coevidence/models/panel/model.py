@@ -45,6 +45,7 @@ from coevidence.models.panel._estimators import (
 )
 from coevidence.models.panel._estimators import dummies as _dummies  # noqa: F401 (re-export)
 from coevidence.models.panel._estimators import orth as _orth  # noqa: F401 (re-export)
+from coevidence.models.panel._weights import apply_weights, check_weights_options, weights_column
 from coevidence.models.panel.covariance import (
     CLUSTERED,
     COV_TYPES,
@@ -107,6 +108,8 @@ def _resolve_options(
     if cov_type in ("unadjusted", "cr2"):
         refuse_ignored("fit_panel", {"small_sample": o["small_sample"]},
                        f"cov_type={cov_type!r} has no small-sample factor")
+    if o["weights"] is not None:
+        check_weights_options(estimator, effects, cov_type)
     if estimator != "random":
         refuse_ignored("fit_panel", {"re_variance": o["re_variance"]},
                        "only for estimator='random'")
@@ -189,16 +192,21 @@ def _prepare(
     regressors: Sequence[str] | None,
     cluster: str | None,
     estimator: str,
+    weights: Any = None,
 ) -> tuple[PanelData, int, int]:
     """Check the frame, drop incomplete rows (warning), sort by unit and time, code the ids.
+
+    ``weights`` (a column or values) become ``PanelData.w``, see ``_weights.py``.
 
     Returns the prepared data, the number of input rows and the number dropped as missing.
     """
     check_columns(panel, [unit, time, cluster])
+    panel, weights = weights_column(panel, weights)
     outcome, needed, build = _design(panel, outcome, formula, regressors)
     check_identifiers(panel, unit, time)
     data, n_missing = drop_missing(
-        panel, [outcome, *needed, *([cluster] if cluster else [])], "fit_panel"
+        panel, [outcome, *needed, *([cluster] if cluster else []), *([weights] if weights else [])],
+        "fit_panel",
     )
     if len(data) == 0:
         raise ModelSpecificationError("no complete rows left to fit")
@@ -222,6 +230,7 @@ def _prepare(
         unit=unit,
         time=time,
         outcome=outcome,
+        w=data[weights].to_numpy(dtype=float) if weights else None,
     )
     check_design(pdata.with_const(pdata.slopes) if estimator != "within" else pdata.slopes)
     return pdata, len(panel), n_missing
@@ -294,6 +303,7 @@ def fit_panel(
     seed: int | np.random.Generator | np.random.SeedSequence | None = UNSET,
     maxlag: int | None = UNSET,
     re_variance: str = UNSET,
+    weights: str | Sequence[float] | pd.Series | None = None,
 ) -> PanelResult:
     """Fit a linear panel model from a long frame, given column names.
 
@@ -341,6 +351,8 @@ def fit_panel(
         Random effects on unbalanced panels: plm's Baltagi-Chang Swamy-Arora formulas (default)
         or linearmodels' default (``sigma2_u = SSR_B/(n-K) - sigma2_e/T_harmonic`` from the
         unweighted regression of unit means). Identical on balanced panels.
+    weights : str or array_like, optional
+        A column or a positive weight per row: WLS, as ``lm(weights=)`` (docs: Weighting).
 
     Returns
     -------
@@ -378,15 +390,13 @@ def fit_panel(
     >>> dk.diagnostics.notes[-1].startswith("Driscoll-Kraay: maxlag=2")
     True
     """
-    effects, o = _resolve_options(
-        estimator, effects, cov_type, cluster=cluster, small_sample=small_sample, seed=seed,
-        bootstrap_reps=bootstrap_reps, bootstrap_weights=bootstrap_weights, maxlag=maxlag,
-        re_variance=re_variance, conf_level=conf_level)
+    effects, o = _resolve_options(estimator, effects, cov_type, cluster=cluster, seed=seed,
+        small_sample=small_sample, bootstrap_reps=bootstrap_reps, maxlag=maxlag, weights=weights,
+        bootstrap_weights=bootstrap_weights, re_variance=re_variance, conf_level=conf_level)
     cluster = unit if cov_type in CLUSTERED and o["cluster"] is None else o["cluster"]
-    pdata, n_input, n_missing = _prepare(
-        panel, outcome, unit, time, formula, regressors, cluster, estimator
-    )
-    fit = ESTIMATE[estimator](pdata, effects, re_variance=o["re_variance"])
+    pdata, n_input, n_missing = _prepare(panel, outcome, unit, time, formula, regressors,
+                                         cluster, estimator, weights)
+    fit = apply_weights(ESTIMATE[estimator](pdata, effects, re_variance=o["re_variance"]), pdata)
     opts = CovOptions(
         cov_type=cov_type, small_sample=o["small_sample"], cluster=cluster, unit=unit,
         conf_level=o["conf_level"], bootstrap_reps=int(o["bootstrap_reps"]),
