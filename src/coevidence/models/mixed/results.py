@@ -221,13 +221,7 @@ class MixedResult(ResultBase):
     @cached_property
     def _labels(self) -> list[str]:
         """lme4's term labels: a repeated grouping factor gets ``.1``, ``.2`` suffixes."""
-        seen: dict[str, int] = {}
-        out = []
-        for t in self._problem.terms:
-            k = seen.get(t.group, 0)
-            out.append(t.group if k == 0 else f"{t.group}.{k}")
-            seen[t.group] = k + 1
-        return out
+        return term_labels(self._problem.terms)
 
     # ------------------------------------------------------------------ core tables
     def tidy(self, conf_level: float | None = None) -> pd.DataFrame:
@@ -357,6 +351,64 @@ class MixedResult(ResultBase):
     def df_for(self, L: np.ndarray) -> float:
         """Degrees of freedom (by the result's ``df_method``) for the contrast ``L @ beta``."""
         return float(self._inf.df_fn(np.asarray(L, dtype=float)))
+
+    # ------------------------------------------------------------------ lme4 parity
+    def confint(self, method: str = "profile", *, parm=None, level: float | None = None,
+                nsim: int = 500, seed=None) -> pd.DataFrame:
+        """Confidence intervals as lme4's ``confint.merMod`` (profile, Wald or bootstrap).
+
+        See :func:`coevidence.models.mixed.intervals.confint`; ``level`` defaults to the
+        result's ``conf_level``.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> from coevidence.models.mixed.datasets import load_dataset
+        >>> m = cv.fit_mixed("reaction ~ days + (1 | subject)", load_dataset("sleepstudy"))
+        >>> m.confint(method="wald")["term"].tolist()
+        ['sd_(Intercept)|subject', 'sigma', '(Intercept)', 'days']
+        """
+        from coevidence.models.mixed.intervals import confint
+
+        return confint(self, method=method, parm=parm,
+                       level=self.conf_level if level is None else level, nsim=nsim,
+                       seed=seed)
+
+    def residuals(self, type: str = "response", *, level: str = "conditional",
+                  scaled: bool = False) -> pd.Series:
+        """Residuals as lme4's ``residuals.merMod`` (conditional: ``y - fitted`` with BLUPs).
+
+        See :func:`coevidence.models.mixed.intervals.residuals`.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> from coevidence.models.mixed.datasets import load_dataset
+        >>> m = cv.fit_mixed("reaction ~ days + (1 | subject)", load_dataset("sleepstudy"))
+        >>> len(m.residuals(level="marginal"))
+        180
+        """
+        from coevidence.models.mixed.intervals import residuals
+
+        return residuals(self, type=type, level=level, scaled=scaled)
+
+    def simulate(self, nsim: int = 1, *, seed=None, use_re: bool = False) -> pd.DataFrame:
+        """Outcomes simulated from the fit, as lme4's ``simulate.merMod``.
+
+        ``use_re=False`` (lme4's default) draws new random effects; ``use_re=True`` keeps
+        the BLUPs. See :func:`coevidence.models.mixed.intervals.simulate`.
+
+        Examples
+        --------
+        >>> import coevidence as cv
+        >>> from coevidence.models.mixed.datasets import load_dataset
+        >>> m = cv.fit_mixed("reaction ~ days + (1 | subject)", load_dataset("sleepstudy"))
+        >>> m.simulate(2, seed=0).columns.tolist()
+        ['sim_1', 'sim_2']
+        """
+        from coevidence.models.mixed.intervals import simulate
+
+        return simulate(self, nsim=nsim, seed=seed, use_re=use_re)
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -497,22 +549,56 @@ class MixedResult(ResultBase):
         return "\n".join(lines)
 
     def _html(self) -> str:
-        parts = [
-            "<div class='coevidence-result'><strong>MixedResult</strong>",
-            f"<p>{html.escape(self.formula)}<br>estimator: {'REML' if self.reml else 'ML'}; "
-            f"covariance type: {html.escape(_COV_LABEL.get(self.cov_type, self.cov_type))}; df method: "
-            f"{html.escape(self.df_method)}; engine: {html.escape(self.engine)}</p>",
-            (f"<p>{html.escape(self.growth.design.describe())}</p>"
-             if getattr(self.growth, "design", None) is not None else ""),
-            _frame_html(self.glance()),
-            _frame_html(self.variance_components()),
-            _frame_html(self.tidy()),
-        ]
+        """Sectioned HTML: model, fixed effects, random effects, diagnostics (each labelled)."""
+
+        def section(title: str, body: str) -> str:
+            return (f"<section class='coevidence-section'><h4>{html.escape(title)}</h4>"
+                    f"{body}</section>")
+
+        g = self.glance().iloc[0]
+        groups = ", ".join(f"{html.escape(str(k))}: {v}" for k, v in self._ngroups.items())
+        crit = "REML criterion" if self.reml else "deviance"
+        model = (
+            f"<p><code>{html.escape(self.formula)}</code></p><ul>"
+            f"<li>estimator: {'REML' if self.reml else 'ML'}; engine: "
+            f"{html.escape(self.engine)}</li>"
+            f"<li>covariance type: {html.escape(_COV_LABEL.get(self.cov_type, self.cov_type))};"
+            f" df method: {html.escape(self.df_method)}</li>"
+            f"<li>observations: {self.nobs}; groups: {groups}</li>"
+            f"<li>{crit}: {float(self._fit.objective):.4f}; logLik: {float(g.log_lik):.4f}; "
+            f"AIC: {float(g.aic):.4f}; BIC: {float(g.bic):.4f}</li>"
+            + (f"<li>rows dropped for missing values: {int(self._info.n_dropped)}</li>"
+               if self._info.n_dropped else "")
+            + "</ul>"
+        )
+        design = getattr(self.growth, "design", None)
+        if design is not None:
+            model += f"<p>{html.escape(design.describe())}</p>"
         if self.diagnostics.messages:
             items = "".join(f"<li>{html.escape(m)}</li>" for m in self.diagnostics.messages)
-            parts.append(f"<p><strong>Fit problems</strong></p><ul>{items}</ul>")
-        parts.append("</div>")
+            diag = f"<p><strong>Fit problems</strong></p><ul>{items}</ul>"
+        else:
+            diag = "<p>Converged, not singular, Hessian positive definite.</p>"
+        parts = [
+            "<div class='coevidence-result'><strong>MixedResult</strong>",
+            section("Model", model),
+            section("Fixed effects", _frame_html(self.tidy())),
+            section("Random effects", _frame_html(self.variance_components())),
+            section("Diagnostics", diag + _frame_html(self.glance())),
+            "</div>",
+        ]
         return "".join(parts)
+
+
+def term_labels(terms) -> list[str]:
+    """lme4's labels of random-effect terms: a repeated grouping factor gets ``.1``, ``.2``."""
+    seen: dict[str, int] = {}
+    out = []
+    for t in terms:
+        k = seen.get(t.group, 0)
+        out.append(t.group if k == 0 else f"{t.group}.{k}")
+        seen[t.group] = k + 1
+    return out
 
 
 def _cov_code(text: str) -> str:
@@ -562,4 +648,7 @@ def _fixed_variables(info) -> list[str]:
 def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
     if len(factors) == 1:
         return data[factors[0]].to_numpy()
-    return data[list(factors)].astype(str).agg(":".join, axis=1).to_numpy()
+    label = data[factors[0]].astype(str)
+    for f in factors[1:]:  # vectorised (a per-row join is ~1000x slower)
+        label = label + ":" + data[f].astype(str)
+    return label.to_numpy()
