@@ -2,8 +2,9 @@
 
 Build locally with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
 Notebooks (``notebooks/*.py``, jupytext percent scripts, linked here as ``docs/notebooks``) are
-rendered without executing them: the test suite executes them
-(``tests/notebooks/test_notebooks_run.py``).
+executed by the build (MyST-NB, in a fresh kernel each) and shown with their outputs; a cell
+that raises fails the build. ``COEVIDENCE_NB_EXECUTION=off`` renders them without running them
+(quick local builds of the prose pages).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Sphinx itself never draws; notebook kernels inherit this process's environment and must use
+# the inline backend (an inherited MPLBACKEND=Agg would leave the pages without figures).
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 import coevidence  # noqa: E402  (after the path set-up above)
 
@@ -45,8 +48,13 @@ exclude_patterns = [
 ]
 templates_path = ["_templates"]
 
-# Notebooks are executed by the tests, not by the docs build.
-nb_execution_mode = "off"
+# Notebooks are executed by the build so that their pages show outputs (tables, figures).
+nb_execution_mode = os.environ.get("COEVIDENCE_NB_EXECUTION", "force")
+nb_execution_timeout = 300  # seconds per cell
+nb_execution_in_temp = True  # each notebook runs in an empty working directory
+nb_execution_raise_on_error = True  # a failing cell fails the build
+nb_execution_show_tb = True  # ...and the log shows its traceback
+nb_merge_streams = True
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "amsmath"]
 myst_heading_anchors = 3
 

@@ -75,6 +75,37 @@ def _resolvable(name: str, module: str) -> str | None:
     return None
 
 
+#: packages searched for result classes (subclasses of ResultBase) to document
+RESULT_PACKAGES = ("coevidence.models", "coevidence.results", "coevidence.design",
+                   "coevidence.data")
+
+
+def result_classes() -> list[str]:
+    """Dotted paths of every result class (a ``ResultBase`` subclass) defined in the package.
+
+    Results are returned by the ``fit_*`` functions rather than imported, so they are not in
+    ``coevidence.__all__``; they still need pages (``tidy``, ``glance``, their own methods).
+    """
+    from coevidence.results.base import ResultBase
+
+    found: dict[str, None] = {}
+    for package in RESULT_PACKAGES:
+        pkg = importlib.import_module(package)
+        for info in pkgutil.walk_packages(pkg.__path__, package + "."):
+            if info.name.rsplit(".", 1)[-1].startswith("_") or ".tests" in info.name:
+                continue
+            try:
+                mod = importlib.import_module(info.name)
+            except Exception as exc:  # noqa: BLE001 - reported like other unimportable names
+                _report(f"result classes: {info.name} cannot be imported ({exc})")
+                continue
+            for name, obj in vars(mod).items():
+                if (inspect.isclass(obj) and issubclass(obj, ResultBase) and obj is not ResultBase
+                        and obj.__module__ == mod.__name__ and not name.startswith("_")):
+                    found[f"{obj.__module__}.{name}"] = None
+    return sorted(found, key=lambda p: p.rsplit(".", 1)[-1].lower())
+
+
 def api_page_text() -> str:
     """The reStructuredText of the API reference page."""
     import coevidence
@@ -107,6 +138,16 @@ def api_page_text() -> str:
             continue
         lines += [title, "-" * len(title), "", ".. autosummary::", "   :toctree: .", ""]
         lines += [f"   {name}" for name in members]
+        lines.append("")
+    results = result_classes()
+    if results:
+        title = "Result classes"
+        lines += [title, "-" * len(title), "",
+                  "What the ``fit_*`` functions and :func:`coevidence.pool` return: every result",
+                  "has ``tidy()``, ``glance()`` and ``summary()`` (see :doc:`../../results`).", "",
+                  ".. autosummary::", "   :toctree: .", "   :template: class.rst", ""]
+        # relative to the current module (coevidence): autosummary warns on a repeated prefix
+        lines += [f"   {path.removeprefix('coevidence.')}" for path in results]
         lines.append("")
     return "\n".join(lines)
 

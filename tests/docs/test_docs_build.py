@@ -21,7 +21,7 @@ import coevidence_docs  # noqa: E402  (docs/_ext is not a package)
 
 
 def build_site(tmp_path: Path) -> Path:
-    """Build the HTML site from a copy of docs/ (-W --keep-going, no notebook execution).
+    """Build the HTML site from a copy of docs/ (-W --keep-going; notebooks are executed).
 
     Building from a copy keeps the generated API pages out of the source tree, so concurrent
     builds (pytest-xdist) cannot collide.
@@ -58,10 +58,13 @@ def test_docs_build(tmp_path):
     resolvable = [
         n for n, m in coevidence._LAZY.items() if coevidence_docs._resolvable(n, m) is None
     ]
+    results = coevidence_docs.result_classes()
     site = build_site(tmp_path)
     check_pages(site)
     check_schema_guide(site)
     check_api_reference(site, resolvable)
+    check_result_pages(site, results)
+    check_notebook_outputs(site)
 
 
 def check_pages(site: Path) -> None:
@@ -101,6 +104,31 @@ def check_api_reference(site: Path, resolvable: list[str]) -> None:
         assert (site / "api" / "generated" / f"coevidence.{name}.html").is_file(), name
         assert f'href="coevidence.{name}.html' in index, name
     assert len(resolvable) >= 20
+
+
+def check_result_pages(site: Path, results: list[str]) -> None:
+    """Every result class (a ResultBase subclass) has a page with its methods, linked."""
+    index = (site / "api" / "generated" / "index.html").read_text(encoding="utf-8")
+    for name in ("GlmmResult", "MediationResult", "PooledResult", "MixedResult", "PanelResult",
+                 "EventStudyResult"):
+        assert any(p.endswith("." + name) for p in results), name
+    for path in results:
+        page = site / "api" / "generated" / f"{path}.html"
+        assert page.is_file(), path
+        assert f'href="{path}.html' in index, path
+        assert re.search(r"\btidy\b", _text(page)), f"{path} page lists no tidy()"
+
+
+def check_notebook_outputs(site: Path) -> None:
+    """Notebook pages were executed: every one shows outputs, none shows an error."""
+    pages = sorted((site / "notebooks").glob("*.html"))
+    assert {p.stem for p in pages} >= {nb.stem for nb in (ROOT / "notebooks").glob("*.py")}
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert text.count("cell_output") >= 2, f"{page.name} has no outputs"
+        assert "Traceback (most recent call last)" not in text, page.name
+    quickstart = (site / "notebooks" / "quickstart.html").read_text(encoding="utf-8")
+    assert re.search(r"<img[^>]+\.png", quickstart), "quickstart shows no figure"
 
 
 # ----------------------------------------------------------------- the extension's helpers

@@ -17,7 +17,9 @@ __all__ = ["growth_section"]
 
 def _p(p: float) -> str:
     """A p value as journals print it: never 0.000."""
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    from coevidence.report._format import fmt_p
+
+    return fmt_p(p)
 
 
 def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
@@ -52,6 +54,7 @@ def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
     from coevidence.models.mixed.contrasts import contrast, effect_size
     from coevidence.models.mixed.growth import fit_growth
     from coevidence.plotting.trajectories import plot_trajectories
+    from coevidence.report._format import fmt_df
     from coevidence.report.html import figure_html, frame_html
 
     notes: list[str] = []
@@ -85,7 +88,7 @@ def growth_section(panel: pd.DataFrame, outcome: str, **fit_kwargs) -> str:
             f"<p><strong>Primary estimand:</strong> the difference in the rate of change of "
             f"{html.escape(outcome)} per wave, co-creation minus push: "
             f"<strong>{r['estimate']:.3f}</strong> ({lvl}% CI {r['conf_low']:.3f} to "
-            f"{r['conf_high']:.3f}; t = {r['statistic']:.2f} on {r['df']:.1f} df, "
+            f"{r['conf_high']:.3f}; t = {r['statistic']:.2f} on {fmt_df(r['df'])} df, "
             f"p = {_p(r['p_value'])}). Co-creation organisations changed {verdict} than push "
             f"organisations; {sig}.</p>"
         )

@@ -1,7 +1,8 @@
-"""A self-contained HTML report of a study (the ``coevidence demo`` output).
+"""HTML building blocks of the reports: tables, embedded figures, a descriptive study page.
 
-Sections are functions returning HTML fragments; figures are embedded as base64 PNG so the
-report is one file with no external assets.
+Sections are functions returning HTML fragments; figures are embedded as base64 PNG so a
+report is one file with no external assets. The ``coevidence demo`` page is
+:func:`coevidence.report` (``coevidence/report/api.py``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ img{max-width:100%}
 
 
 def frame_html(frame: pd.DataFrame, *, index: bool = True, digits: int = 3) -> str:
-    """A DataFrame as an HTML table (numbers rounded)."""
-    return frame.to_html(index=index, border=0, float_format=lambda v: f"{v:.{digits}f}",
-                         na_rep="–", escape=True)
+    """A DataFrame as an HTML table: p values as ``< 0.001``, whole df without decimals,
+    other numbers rounded to ``digits``, readable column headers."""
+    from coevidence.report._format import table_html
+
+    return table_html(frame, index=index, decimals=digits)
 
 
 def figure_html(fig: Figure, alt: str) -> str:
@@ -53,18 +56,15 @@ def figure_html(fig: Figure, alt: str) -> str:
 
 
 def _means_plot(panel: pd.DataFrame, outcome: str) -> str:
-    from matplotlib.figure import Figure
+    """Observed means by arm and wave; intervals clustered by provider when there are providers."""
+    from coevidence.report._figures import clustered_means, means_figure
+    from coevidence.report._format import Labels
 
-    means = panel.groupby(["ta_model", "wave"], observed=True)[outcome].agg(["mean", "sem"]).reset_index()
-    fig = Figure(figsize=(6, 3.4))
-    ax = fig.subplots()
-    for model, part in means.groupby("ta_model", observed=True):
-        ax.errorbar(part["wave"], part["mean"], yerr=1.96 * part["sem"], marker="o", capsize=3,
-                    label=str(model))
-    ax.set_xlabel("wave")
-    ax.set_ylabel(f"{outcome} (organisation mean)")
-    ax.legend(title="TA model")
-    ax.set_title(f"Observed {outcome} by TA model (95% CI of the mean)")
+    cluster = next((c for c in ("provider_id", "org_id") if c in panel.columns), None)
+    data = panel if cluster else panel.assign(_row=range(len(panel)))
+    means = clustered_means(data, outcome, cluster=cluster or "_row")
+    label = {"provider_id": "providers", "org_id": "organisations"}.get(cluster, "rows")
+    fig = means_figure(means, outcome, Labels(), cluster_label=label)
     return figure_html(fig, f"observed {outcome} by TA model and wave")
 
 
@@ -102,7 +102,11 @@ def study_report(
     outcomes: Sequence[str] | None = None,
     sections: Sequence[Callable[[Study, pd.DataFrame, str], str]] = (),
 ) -> str:
-    """Render the HTML report of a study.
+    """Render a descriptive HTML page of a study (observed data only, optional extra sections).
+
+    :func:`coevidence.report` is the report that states the answer (headline per outcome,
+    forest plot, fitted models); this page is its descriptive predecessor, kept for custom
+    section pipelines.
 
     Parameters
     ----------
@@ -110,8 +114,8 @@ def study_report(
     outcomes : sequence of str, optional
         Outcomes to summarise (all by default).
     sections : sequence of callables
-        Extra sections ``f(study, panel, outcome) -> html`` rendered for each outcome (the
-        growth-model section is added by ``coevidence demo``).
+        Extra sections ``f(study, panel, outcome) -> html`` rendered for each outcome (e.g.
+        ``coevidence.report._growth_section.growth_section``).
 
     Returns
     -------
