@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "ModelSpecificationError": "coevidence.exceptions",
     "DesignDfWarning": "coevidence.exceptions",
     "AgreementWarning": "coevidence.exceptions",
+    "EstimabilityWarning": "coevidence.exceptions",
     # schemas
     "TAModel": "coevidence.schemas.enums",
     "Provider": "coevidence.schemas.actors",
@@ -53,6 +54,7 @@ _LAZY: dict[str, str] = {
     "load_grunfeld": "coevidence.datasets.panel",
     "load_mpdta": "coevidence.datasets.panel",
     "within_between": "coevidence.data.decompose",
+    "engagement_features": "coevidence.data.features",
     # measures
     "score": "coevidence.measures.scoring",
     "reliability": "coevidence.measures.reliability",
@@ -66,6 +68,8 @@ _LAZY: dict[str, str] = {
     # mixed models
     "fit_mixed": "coevidence.models.mixed.api",
     "fit_growth": "coevidence.models.mixed.growth",
+    "anova": "coevidence.models.mixed.anova",
+    "ranova": "coevidence.models.mixed.anova",
     "contrast": "coevidence.models.mixed.contrasts",
     "effect_size": "coevidence.models.mixed.contrasts",
     "marginal_means": "coevidence.models.mixed.contrasts",
@@ -73,6 +77,7 @@ _LAZY: dict[str, str] = {
     "assignment_level": "coevidence.models.mixed.growth",
     "fit_growth_two_stage": "coevidence.models.mixed.two_stage",
     "adjust_pvalues": "coevidence.models.mixed.contrasts",
+    "response_contrast": "coevidence.models.mixed.glmm_contrasts",
     "compare": "coevidence.results.compare",
     # panel and staggered adoption
     "fit_panel": "coevidence.models.panel.model",
@@ -80,6 +85,18 @@ _LAZY: dict[str, str] = {
     "fit_event_study": "coevidence.models.did.event_study",
     "fit_stepped_wedge": "coevidence.models.stepped_wedge.model",
     "randomization_test": "coevidence.models.randomization.model",
+    # moderation and mediation
+    "simple_slopes": "coevidence.models.moderation.model",
+    "johnson_neyman": "coevidence.models.moderation.model",
+    "fit_mediation": "coevidence.models.mediation.model",
+    # missing data and non-randomised comparisons
+    "pool": "coevidence.results.pooling",
+    "impute": "coevidence.data.impute",
+    "tipping_point": "coevidence.data.impute",
+    "plot_tipping_point": "coevidence.data.impute",
+    "propensity_weights": "coevidence.models.weighting.propensity",
+    "balance": "coevidence.models.weighting.balance",
+    "love_plot": "coevidence.models.weighting.balance",
     # design and power
     "mdes": "coevidence.design.analytic",
     "power": "coevidence.design.analytic",
@@ -91,6 +108,8 @@ _LAZY: dict[str, str] = {
     "plot_trajectories": "coevidence.plotting.trajectories",
     "plot_event_study": "coevidence.plotting.event_study",
     "plot_power_curve": "coevidence.plotting.power",
+    # report
+    "report": "coevidence.report",  # the package is callable: cv.report(study, ...)
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

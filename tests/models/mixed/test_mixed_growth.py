@@ -106,8 +106,11 @@ def test_adjust_pvalues_holm_and_bh_by_hand():
 
 @pytest.mark.parametrize("coding", ["categorical", "piecewise"])
 def test_other_time_codings(panel, coding):
+    # min_piece_years=0: every piece reported, including the short pre-TA one (see
+    # tests/models/mixed/test_growth_sustainment.py for the default that flags it)
+    extra = {"min_piece_years": 0.0} if coding == "piecewise" else {}
     r = cv.fit_growth(panel, "research_use", time_coding=coding, random_slope=False,
-                      engine="statsmodels")
+                      engine="statsmodels", **extra)
     tab = cv.contrast(r, at=[0, 4])
     assert len(tab) >= 2 and np.isfinite(tab["estimate"]).all()
     if coding == "categorical":
@@ -238,7 +241,7 @@ def test_compare_digits_and_stat(res):
 
 def test_piecewise_slopes_and_slope_differences(panel):
     r = cv.fit_growth(panel, "research_use", time_coding="piecewise", random_slope=False,
-                      engine="statsmodels")
+                      engine="statsmodels", min_piece_years=0.0)
     tab = cv.contrast(r, at=[0, 4])
     b = r.params
     for piece in ("pre_years", "ta_years", "post_years"):

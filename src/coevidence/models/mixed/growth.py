@@ -407,8 +407,8 @@ def fit_growth(
         Piecewise models: add a level shift at each organisation's end of TA (``post_ta``, 1
         after the end; its arm interaction is the difference in the shift).
     min_piece_years : float, default 0.5
-        A piece whose observed range is shorter (or with fewer than 3 distinct values) is kept
-        in the model but left out of the default contrasts and slopes, with an
+        A piece whose observed range (in years) is shorter is kept in the model but left out
+        of the default contrasts and slopes, with an
         :class:`~coevidence.exceptions.EstimabilityWarning`; a piece (or shift) with no
         variation at all is dropped from the model, with the same warning.
     **fit_kwargs
@@ -675,7 +675,7 @@ def _check_pieces(obs: pd.DataFrame, pieces, shifts, min_years: float):
             dropped.append(p)
             continue
         keep.append(p)
-        if n_distinct < 3 or span < min_years:
+        if span < min_years:
             short.append(p)
             warnings.warn(
                 f"growth piece {p!r} spans {span:.2g} years with {n_distinct} distinct values in "
