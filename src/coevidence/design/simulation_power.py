@@ -383,8 +383,9 @@ def simulate_power(
         :class:`~coevidence.exceptions.ModelSpecificationError`. Needs pyarrow
         (``pip install 'coevidence[io]'``).
     progress : bool, optional
-        tqdm progress bar (``tqdm.auto``: a widget in notebooks); default on only when stderr
-        is a terminal.
+        tqdm progress bar (``tqdm.auto``: a widget in notebooks with the ``jupyter`` extra,
+        ``pip install ".[jupyter]"``); default on only when stderr is a terminal, so pass
+        ``progress=True`` in a notebook.
     alpha : float
         Significance level for counting rejections.
     truth : float, optional

@@ -12,6 +12,10 @@ Supported syntax (as in lme4)::
 
 The fixed part is expanded by :mod:`formulaic` with treatment contrasts; column names are
 rewritten the way R prints them (``(Intercept)``, ``sectorCatholic``, ``age_c:trtY``).
+Both parts may use formulaic's transforms: ``center(x)``, ``scale(x)``, ``poly(x, 2)``
+(orthogonal, as R's), ``bs(x, df=4)``, ``C(g)``, ``I(x**2)``, ``np.log(x)``; stateful ones
+(``scale``, ``poly``, ``bs``) keep the training data's centre, scale and basis in
+``predict(newdata)``. R's ``factor(x)`` is fitted as ``C(x)`` with R's column names.
 
 Examples
 --------
@@ -27,6 +31,8 @@ Examples
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -257,19 +263,82 @@ def _split_uncorrelated(expr: str) -> list[str]:
 
 
 def _variables(expr: str, data: pd.DataFrame) -> list[str]:
+    """Data columns a formula part uses, also inside function calls (``scale(days)``).
+
+    formulaic's ``required_variables`` leaves out the arguments of transforms, so the names are
+    read from each factor: a plain lookup is a column; a Python factor (``poly(x, 2)``,
+    ``np.log(x)``, ``C(g, contr.treatment)``) is parsed and its bare names are taken, except
+    those called as functions. A called function that neither formulaic nor Python knows is
+    refused here, naming it (R's ``factor()`` was rewritten to ``C()`` before).
+    """
     from formulaic import Formula
 
     try:
-        req = Formula(expr).required_variables
+        terms = list(Formula(expr))
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types
         raise ModelSpecificationError(f"cannot parse formula part {expr!r}: {exc}") from exc
-    names = sorted(str(v) for v in req)
+    names: list[str] = []
+    for term in terms:
+        for factor in term.factors:
+            method = getattr(factor.eval_method, "value", factor.eval_method)
+            if method == "lookup":
+                names.append(str(factor.expr))
+            elif method == "python":
+                names += _python_names(str(factor.expr), expr)
+    names = list(dict.fromkeys(names))
     return [n for n in names if n in data.columns or not _is_builtin(n)]
 
 
+def _python_names(code: str, part: str) -> list[str]:
+    """Bare names of a Python factor expression, minus functions (which must be known)."""
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError as exc:
+        raise ModelSpecificationError(f"cannot parse {code!r} in {part!r}: {exc}") from exc
+    called: set[int] = set()
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            while isinstance(func, ast.Attribute):  # np.log -> np
+                func = func.value
+            if isinstance(func, ast.Name):
+                called.add(id(func))
+                if not _is_builtin(func.id) and not hasattr(builtins, func.id):
+                    raise ModelSpecificationError(
+                        f"unknown function {func.id!r} in {code!r} ({part!r}): formulaic "
+                        "knows center(), scale(), poly(), bs(), C(), I(), np.*, log(), exp() "
+                        "(R's factor(x) is accepted and fitted as C(x))"
+                    )
+            if isinstance(node.func, ast.Name) and node.func.id == "Q":  # Q("odd name")
+                out += [a.value for a in node.args
+                        if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        elif isinstance(node, ast.Attribute):
+            base = node.value
+            if isinstance(base, ast.Name):
+                called.add(id(base))  # contr.treatment, np.pi: not columns
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and id(node) not in called:
+            out.append(node.id)
+    return out
+
+
 def _is_builtin(name: str) -> bool:
-    return name in {"C", "I", "np", "log", "exp", "sqrt", "center", "scale", "poly", "bs",
-                    "Treatment", "Sum", "contr", "lag", "abs", "True", "False", "None"}
+    from formulaic.transforms import TRANSFORMS
+
+    return name in TRANSFORMS or name in {
+        "C", "I", "Q", "np", "log", "exp", "sqrt", "center", "scale", "poly", "bs",
+        "Treatment", "Sum", "contr", "lag", "abs", "True", "False", "None"}
+
+
+#: R's factor(x) -> formulaic's C(x): the same treatment contrasts on the levels of x
+_R_FACTOR = re.compile(r"(?<![A-Za-z0-9_.])factor\s*\(")
+
+
+def _r_factor_names(formula: str) -> dict[str, str]:
+    """``{"C(days)": "factor(days)"}`` for each ``factor(...)`` of an R formula."""
+    return {f"C({m.strip()})": f"factor({m.strip()})"
+            for m in re.findall(r"(?<![A-Za-z0-9_.])factor\s*\(([^()]*)\)", formula)}
 
 
 def _r_name(raw: str, order: dict[str, int]) -> str:
@@ -281,6 +350,9 @@ def _r_name(raw: str, order: dict[str, int]) -> str:
         m = re.fullmatch(r"(.*)\[T\.(.*)\]", p)
         var = m.group(1) if m else p
         name = f"{m.group(1)}{m.group(2)}" if m else p
+        basis = re.fullmatch(r"(.*\))\[(\d+)\]", p)  # poly(x, 2)[1] -> R's poly(x, 2)1
+        if basis and not m:
+            var, name = basis.group(1), f"{basis.group(1)}{basis.group(2)}"
         keyed.append((order.get(var, 10_000 + i), i, name))
     return ":".join(n for *_, n in sorted(keyed))
 
@@ -389,7 +461,9 @@ def build_problem(
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    parsed = parse_formula(formula)
+    # R's factor(x) is formulaic's C(x); its columns keep R's names (factor(x)2)
+    r_factor = _r_factor_names(formula)
+    parsed = parse_formula(_R_FACTOR.sub("C(", formula))
     fixed_vars = _variables(parsed.fixed, data)
     rand_vars: list[str] = []
     group_cols: list[str] = []
@@ -435,6 +509,8 @@ def build_problem(
     rhs = formula.split("~", 1)[1]
     order = _first_positions(rhs, list(data.columns))
     fixed_names = tuple(_r_name(n, order) for n in raw_names)
+    for c_name, r_name in r_factor.items():
+        fixed_names = tuple(n.replace(c_name, r_name) for n in fixed_names)
     terms = [_random_term(s, sub, formula) for s in parsed.random]
     idx = _lme4_term_order([t.n_levels for t in terms])
     terms = [terms[i] for i in idx]
