@@ -384,8 +384,8 @@ def simulate_power(
         (``pip install 'coevidence[io]'``).
     progress : bool, optional
         tqdm progress bar (``tqdm.auto``: a widget in notebooks with the ``jupyter`` extra,
-        ``pip install ".[jupyter]"``); default on only when stderr is a terminal, so pass
-        ``progress=True`` in a notebook.
+        ``pip install ".[jupyter]"``); default on when stderr is a terminal or the call runs
+        in a Jupyter kernel, off otherwise (logs, CI).
     alpha : float
         Significance level for counting rejections.
     truth : float, optional
@@ -523,9 +523,16 @@ def _analysis_id(analysis: Any) -> str:
     return f"{mod}.{qual}"
 
 
+def _in_notebook() -> bool:
+    """True inside a Jupyter (ZMQ) kernel, where tqdm.auto draws a widget."""
+    shell = sys.modules.get("IPython")
+    ip = getattr(shell, "get_ipython", lambda: None)() if shell is not None else None
+    return type(ip).__name__ == "ZMQInteractiveShell"
+
+
 def _progress_bar(progress: bool | None, total: int, initial: int, desc: str) -> Any:
-    if progress is None:
-        progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    if progress is None:  # a terminal or a notebook shows the bar; logs and CI do not
+        progress = bool(getattr(sys.stderr, "isatty", lambda: False)()) or _in_notebook()
     if not progress:
         return None
     from tqdm.auto import tqdm
