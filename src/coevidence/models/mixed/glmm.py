@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -266,8 +267,7 @@ def fit_glmm(
     off_arg = _vector(offset, work, "offset")
     if off_arg is not None:
         off = off + off_arg
-    lhs_eval = re.sub(r"\s*/\s*", "/", lhs)
-    if "/" in lhs_eval and not lhs.startswith("cbind") and lhs not in work.columns:
+    if "/" in lhs and not lhs.startswith("cbind") and lhs not in work.columns:
         y = _eval(lhs, work, "outcome")
         m = np.ones(len(work)) if w_arg is None else w_arg
         label = lhs

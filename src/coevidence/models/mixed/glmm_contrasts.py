@@ -29,6 +29,8 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -217,8 +219,8 @@ def _grid(view, arm_value, time_value, covariates: str) -> pd.DataFrame:
     if view.time is not None:
         grid = _reference_rows(view, arm_value, time_value, covariates)
     else:
-        fake = view.__class__(**{**view.__dict__, "time": view.arm})
-        grid = _reference_rows(fake, arm_value, arm_value, "mean")
+        # no time in the model: the arm stands in for it (rows at that arm level)
+        grid = _reference_rows(replace(view, time=view.arm), arm_value, arm_value, "mean")
     col = view.frame[view.arm]
     if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
         grid[view.arm] = float(arm_value)

@@ -27,13 +27,12 @@ import pandas as pd
 
 from coevidence.exceptions import ModelSpecificationError, OptionError
 from coevidence.models._shared.options import keyword_only
+from coevidence.models.mixed._pieces import PIECES, add_pieces, check_pieces
 from coevidence.models.mixed.results import MixedResult
 
 __all__ = ["DesignInfo", "GrowthSpec", "assignment_level", "fit_growth", "growth_formula"]
 
 TIME_CODINGS = ("linear", "categorical", "piecewise")
-#: piecewise time columns added to a copy of the panel
-PIECES = ("pre_years", "ta_years", "post_years")
 
 
 SLOPE_OPTIONS = (True, False, "correlated", "uncorrelated")
@@ -484,10 +483,10 @@ def fit_growth(
     if time_coding != "piecewise" and (tuple(knots) or post_shift):
         raise OptionError("knots and post_shift apply to time_coding='piecewise'")
     if time_coding == "piecewise":
-        pieces, shifts = _add_pieces(data, knots, post_shift)
+        pieces, shifts = add_pieces(data, knots, post_shift)
     obs = data.dropna(subset=[c for c in needed if c in data.columns])
     if time_coding == "piecewise":
-        pieces, shifts, short = _check_pieces(obs, pieces, shifts, min_piece_years)
+        pieces, shifts, short = check_pieces(obs, pieces, shifts, min_piece_years)
     if assigned_at is not None:
         from coevidence.models.mixed._design import constant_within
 
@@ -633,69 +632,6 @@ def time_label(value) -> str:
         return value
     v = float(value)
     return str(int(v)) if v.is_integer() else repr(v)
-
-
-def _knot_label(k: float) -> str:
-    return f"{float(k):g}".replace(".", "_").replace("-", "m")
-
-
-def _add_pieces(data: pd.DataFrame, knots, post_shift: bool):
-    """Add the piecewise time columns to ``data`` (a copy); returns (pieces, shifts)."""
-    ks = [float(k) for k in knots]
-    if any(not np.isfinite(k) or k <= 0 for k in ks) or ks != sorted(set(ks)):
-        raise OptionError(f"knots must be increasing positive years after TA ends, got {knots!r}")
-    ys, ye = data["years_since_start"].to_numpy(float), data["years_since_end"].to_numpy(float)
-    data["pre_years"] = np.minimum(ys, 0.0)
-    data["ta_years"] = np.maximum(ys, 0.0) - ye
-    bounds = [0.0, *ks, np.inf]
-    post = []
-    for i in range(len(bounds) - 1):
-        name = "post_years" if i == 0 else f"post_years_after_{_knot_label(bounds[i])}y"
-        data[name] = np.clip(ye - bounds[i], 0.0, bounds[i + 1] - bounds[i])
-        post.append(name)
-    shifts: tuple[str, ...] = ()
-    if post_shift:
-        data["post_ta"] = np.where(np.isnan(ye), np.nan, (ye > 0).astype(float))
-        shifts = ("post_ta",)
-    return ("pre_years", "ta_years", *post), shifts
-
-
-def _check_pieces(obs: pd.DataFrame, pieces, shifts, min_years: float):
-    """Drop pieces (and shifts) without variation, flag the ones too short to report."""
-    import warnings
-
-    from coevidence.exceptions import EstimabilityWarning
-
-    keep, short, dropped = [], [], []
-    for p in pieces:
-        v = obs[p].to_numpy(float)
-        n_distinct = len(np.unique(v[np.isfinite(v)]))
-        span = float(np.nanmax(v) - np.nanmin(v)) if len(v) else 0.0
-        if n_distinct < 2:
-            dropped.append(p)
-            continue
-        keep.append(p)
-        if span < min_years:
-            short.append(p)
-            warnings.warn(
-                f"growth piece {p!r} spans {span:.2g} years with {n_distinct} distinct values in "
-                f"the data: too short to estimate its slope reliably; it stays in the model but "
-                "is left out of the default contrasts and slopes (ask for it by name)",
-                EstimabilityWarning, stacklevel=4)
-    kept_shifts = []
-    for s_ in shifts:
-        if obs[s_].nunique() < 2:
-            dropped.append(s_)
-        else:
-            kept_shifts.append(s_)
-    if dropped:
-        warnings.warn(
-            f"growth piece(s) {dropped} have no variation in the data (e.g. no observation "
-            "before TA starts, or none after it ends): dropped from the model",
-            EstimabilityWarning, stacklevel=4)
-    if not keep:
-        raise ModelSpecificationError("no growth piece varies in the data")
-    return tuple(keep), tuple(kept_shifts), tuple(short)
 
 
 def _growth_frame(data, res, outcome, time, arm, time_coding, time_cols=PIECES) -> pd.DataFrame:

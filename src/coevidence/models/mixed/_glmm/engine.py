@@ -192,6 +192,8 @@ class Laplace:
         self.u0 = [np.zeros((int(G), int(q))) for G, q in zip(d.Gs, d.qs, strict=True)]
         self.n_eval = 0
         self.n_pass = 0
+        self._beta_start: np.ndarray | None = None  # warm start of the joint (nAGQ = 0) PIRLS
+        self._obs: _Pass | None = None  # observed-information buffers (non-canonical links)
 
     # ------------------------------------------------------------------ helpers
     def _b_all(self, lams, u) -> np.ndarray:
@@ -206,7 +208,7 @@ class Laplace:
         u = [a.copy() for a in (self.u0 if u0 is None else u0)]
         b = np.zeros(d.p) if joint else np.asarray(beta, float)
         if joint:
-            b = self._beta_start if getattr(self, "_beta_start", None) is not None else b
+            b = self._beta_start if self._beta_start is not None else b
 
         def run(u, b):
             eta_fix = d.offset + d.X @ b
@@ -314,7 +316,7 @@ class Laplace:
         return self.laplace(st), self._gradient(st, theta)
 
     def _observed(self) -> _Pass:
-        if getattr(self, "_obs", None) is None:
+        if self._obs is None:
             self._obs = _Pass(self.d, joint=False)
         return self._obs
 
@@ -549,20 +551,22 @@ def fit_glmm_engine(d: GlmmData, nagq: int = 1, theta_start: np.ndarray | None =
         H, grad = np.full((len(x_opt), len(x_opt)), np.nan), np.zeros(len(x_opt))
     elif rule is None:
         H = _grad_hessian(lap.value_grad, x_opt, hstep)
-        obj, grad = lap.value_grad(x_opt)
     else:
         def f_h(x):
             return lap.stage2(x[:k], x[k:], rule)
         obj = f_h(x_opt)
         H, grad = _fd_hessian(f_h, x_opt, hstep, obj)
+    # the final state (the Hessian moved the modes around); its u-only pass buffers stay
+    # untouched below (the RX pass uses the joint buffers)
     st = lap.pirls(theta, beta)
-    if nagq == 0:
+    if rule is None:
         obj = lap.laplace(st)
+        if nagq > 0:
+            grad = lap._gradient(st, theta)
     lams = struct.lambdas(theta)
     # RX-based covariance from the joint system at the final state
     eta_fix = d.offset + d.X @ beta
-    b_all = lap._b_all(lams, st.u)
-    lap.joint.run(eta_fix, d.offset, b_all)
+    lap.joint.run(eta_fix, d.offset, lap._b_all(lams, st.u))
     fj = factorize(lap.joint.blocks(), struct, lams, keep=False)
     p = d.p
     vcov_rx = (np.linalg.inv(fj.Lm[:p, :p] @ fj.Lm[:p, :p].T) if fj.ok
@@ -578,11 +582,10 @@ def fit_glmm_engine(d: GlmmData, nagq: int = 1, theta_start: np.ndarray | None =
             vcov, source = V, "hessian"
     except np.linalg.LinAlgError:
         pass
-    st = lap.pirls(theta, beta)  # the joint pass above reused buffers: final state again
     Zd = selected_inverse(st.fac, struct)
     condvar = [np.einsum("ij,gjk,lk->gil", lam, Zi, lam, optimize=False)
                for lam, Zi in zip(lams, Zd, strict=True)]
-    eta = K.linear_predictor(eta_fix, d.Z, d.codes, d.qs, d.cs, b_all, d.boff)
+    eta = lap.uonly.eta.copy()
     mu, _ = K.link_inverse(d.link, eta)
     pearson = float(np.sum(d.m * (d.y - mu) ** 2 / K.variance(d.fam, mu)))
     at_bound = np.r_[theta <= lower_t + 1e-10, np.zeros(p, bool)]
