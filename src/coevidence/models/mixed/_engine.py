@@ -59,13 +59,20 @@ class RandomTerm:
 
 @dataclass(frozen=True)
 class MixedProblem:
-    """A linear mixed model ready to fit: ``y = X beta + sum_k Z_k b_k + e``."""
+    """A linear mixed model ready to fit: ``y = X beta + sum_k Z_k b_k + e``.
+
+    ``weights`` (optional, one per row, constant within each group of the finest grouping
+    factor) are sampling or propensity weights of those groups: a group with weight ``w``
+    counts as ``w`` copies of itself in the (pseudo-)likelihood. Only the fast engine fits
+    them.
+    """
 
     y: np.ndarray
     X: np.ndarray
     fixed_names: tuple[str, ...]
     terms: tuple[RandomTerm, ...]
     reml: bool = True
+    weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

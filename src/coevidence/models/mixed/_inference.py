@@ -169,32 +169,54 @@ class CR2:
 
     Clusters must contain whole groups of every random-effect factor, so that the model's
     marginal covariance is block diagonal by cluster.
+
+    Without weights the estimator is GLS with ``W_j = V_j^{-1}`` and the working model is
+    ``V`` itself (clubSandwich's ``inverse_var`` case). With group ``weights`` the estimator is
+    the weighted GLS of the pseudo-likelihood fit, ``W_j = V_{w,j}^{-1}`` (see
+    :meth:`~coevidence.models.mixed._likelihood.LMMEvaluator.weighted_marginal`), while the
+    working covariance of the data stays the model's ``V`` (the weights are not a variance):
+    the adjustment matrices and the df then follow Pustejovsky & Tipton (2018) for a weight
+    matrix that is not the inverse working covariance, as clubSandwich's ``CR2`` with
+    ``inverse_var = FALSE``.
     """
 
-    def __init__(self, ev: LMMEvaluator, varpar: np.ndarray, clusters: np.ndarray) -> None:
+    def __init__(self, ev: LMMEvaluator, varpar: np.ndarray, clusters: np.ndarray,
+                 weights: np.ndarray | None = None) -> None:
         prob = ev.problem
         X, y = prob.X, prob.y  # noqa: N806
         V = ev.marginal_blocks(varpar)  # noqa: N806
+        Vw = V if weights is None else ev.weighted_marginal(varpar, weights)  # noqa: N806
         codes = np.asarray(clusters)
         order = np.argsort(codes, kind="stable")
         bounds = np.flatnonzero(np.diff(codes[order])) + 1
         idx = np.split(order, bounds)
         self.n_clusters = len(idx)
+        self.inverse_var = weights is None
         Vb, Wb = [], []  # noqa: N806
         for ix in idx:
             Vj = V[ix][:, ix].toarray()  # noqa: N806
             Vb.append(Vj)
-            Wb.append(np.linalg.inv(Vj))
+            Wb.append(np.linalg.inv(Vj if weights is None else Vw[ix][:, ix].toarray()))
         XtWX = sum(X[ix].T @ Wj @ X[ix] for ix, Wj in zip(idx, Wb))  # noqa: N806
         M = np.linalg.inv(XtWX)  # noqa: N806
         beta = M @ sum(X[ix].T @ Wj @ y[ix] for ix, Wj in zip(idx, Wb))
         e = y - X @ beta
+        self.beta = beta
         self.idx, self.M, self.Vb, self.Wb = idx, M, Vb, Wb
+        # K = sum_j X_j' W_j Phi_j W_j X_j (= X'WX when W = Phi^-1)
+        self.K = XtWX if self.inverse_var else sum(
+            X[ix].T @ Wj @ Vj @ Wj @ X[ix] for ix, Vj, Wj in zip(idx, Vb, Wb))
+        MKM = M @ self.K @ M  # noqa: N806
         self.Aj, meat = [], np.zeros_like(M)
         for ix, Vj, Wj in zip(idx, Vb, Wb):
             Xj = X[ix]  # noqa: N806
             Dj = sla.cholesky(Vj, lower=False)  # Dj' Dj = Vj  # noqa: N806
-            Bj = Dj @ (Vj - Xj @ M @ Xj.T) @ Dj.T  # noqa: N806
+            if self.inverse_var:
+                mid = Vj - Xj @ M @ Xj.T
+            else:  # [(I - H) Phi (I - H)']_jj with H = X M X' W
+                HPhi = Xj @ M @ (Xj.T @ Wj @ Vj)  # noqa: N806
+                mid = Vj - HPhi - HPhi.T + Xj @ MKM @ Xj.T
+            Bj = Dj @ mid @ Dj.T  # noqa: N806
             Aj = Dj.T @ _sym_inv_sqrt(Bj) @ Dj  # noqa: N806
             self.Aj.append(Aj)
             u = Xj.T @ Wj @ Aj @ e[ix]
@@ -206,25 +228,33 @@ class CR2:
         """Bell-McCaffrey degrees of freedom for the contrast ``c' beta``."""
         c = np.asarray(c, dtype=float)
         Mc = self.M @ c  # noqa: N806
-        s, quad = [], []
+        s, t, quad = [], [], []
         for ix, Vj, Wj, Aj in zip(self.idx, self.Vb, self.Wb, self.Aj):
             uj = Aj.T @ Wj @ self.X[ix] @ Mc
             s.append(self.X[ix].T @ uj)
+            if not self.inverse_var:
+                t.append(self.X[ix].T @ (Wj @ (Vj @ uj)))
             quad.append(uj @ Vj @ uj)
         S = np.stack(s)  # noqa: N806
-        G = -S @ self.M @ S.T  # noqa: N806
+        if self.inverse_var:
+            G = -S @ self.M @ S.T  # noqa: N806
+        else:
+            T = np.stack(t)  # noqa: N806
+            SMT = S @ self.M @ T.T  # noqa: N806
+            G = S @ (self.M @ self.K @ self.M) @ S.T - SMT - SMT.T  # noqa: N806
         G[np.diag_indices_from(G)] += np.asarray(quad)
         return float(np.trace(G) ** 2 / np.sum(G**2))
 
 
-def cr2(ev: LMMEvaluator, varpar: np.ndarray, clusters: np.ndarray) -> CR2:
+def cr2(ev: LMMEvaluator, varpar: np.ndarray, clusters: np.ndarray,
+        weights: np.ndarray | None = None) -> CR2:
     """CR2 (Bell-McCaffrey) cluster-robust covariance; see :class:`CR2`.
 
     Examples
     --------
     >>> # see tests/models/mixed/test_mixed_inference.py
     """
-    return CR2(ev, varpar, clusters)
+    return CR2(ev, varpar, clusters, weights)
 
 
 def _blocks(ev: LMMEvaluator) -> list[np.ndarray]:

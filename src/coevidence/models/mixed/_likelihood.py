@@ -271,3 +271,25 @@ class LMMEvaluator:
         covs, s2 = covariances_from_varpar(np.asarray(varpar, dtype=float), self.sizes)
         D = self.D_matrix(covs)  # noqa: N806
         return (self.Z @ D @ self.Z.T + s2 * sp.identity(self.n)).tocsr()
+
+    def weighted_marginal(self, varpar: np.ndarray, weights: np.ndarray) -> sp.csr_matrix:
+        """``V_w = S (sigma2 I + Z_f D_f Z_f') S + Z_c D_c Z_c'`` with ``S = diag(w^-1/2)``: the
+        inverse of the weight matrix of the group-weighted GLS estimator.
+
+        ``f`` is the finest grouping factor (whose groups carry the ``weights``, one per row,
+        constant within its groups) and ``c`` the coarser ones. ``V_w^{-1}`` applied to a
+        cluster's rows gives what the data with each finest group replicated ``w`` times
+        would give (see ``_fast._deviance._weighted_view``).
+        """
+        covs, s2 = covariances_from_varpar(np.asarray(varpar, dtype=float), self.sizes)
+        D = self.D_matrix(covs)  # noqa: N806
+        finest = max(self.problem.terms, key=lambda t: t.n_levels).group
+        r_scale = 1.0 / np.sqrt(np.asarray(weights, dtype=float))
+        Zw = self.Z.tocoo()  # noqa: N806
+        fine_col = np.zeros(self.q, dtype=bool)
+        for t, off in zip(self.problem.terms, self.offsets):
+            if t.group == finest:
+                fine_col[off:off + t.n_levels * len(t.columns)] = True
+        vals = np.where(fine_col[Zw.col], Zw.data * r_scale[Zw.row], Zw.data)
+        Zw = sp.csr_matrix((vals, (Zw.row, Zw.col)), shape=Zw.shape)  # noqa: N806
+        return (Zw @ D @ Zw.T + sp.diags(s2 / np.asarray(weights, dtype=float))).tocsr()

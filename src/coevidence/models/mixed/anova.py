@@ -113,6 +113,7 @@ def anova(*models, refit: bool = True, ddf: str | None = None, type: int | str =
         raise OptionError("anova needs at least one model")
     for i, m in enumerate(models):
         _check_mixed(m, f"model {i + 1}")
+        m._refuse_weighted("anova")
     if len(models) == 1:
         if names is not None:
             raise OptionError("names= is used only when comparing two or more models")
@@ -507,6 +508,7 @@ def ranova(m, *, reduce_terms: bool = True) -> pd.DataFrame:
     from coevidence.models.mixed.formula import parse_formula
 
     _check_mixed(m, "model")
+    m._refuse_weighted("ranova")
     parsed = parse_formula(m._info.formula)
     rand = [(s.expr, s.group) for s in _findbars_order(parsed.random)]
     texts = [f"({e} | {g})" for e, g in rand]

@@ -59,9 +59,10 @@ def _choose_engine(problem: MixedProblem, engine: str):
             if ok:
                 return fast, ""
             note = f"fast engine does not support this model: {reason}"
-            if engine == "fast":
-                raise ModelSpecificationError(note)
-        elif engine == "fast":
+            if engine == "fast" or problem.weights is not None:
+                raise ModelSpecificationError(note + (
+                    " (weighted fits need it)" if problem.weights is not None else ""))
+        elif engine == "fast" or problem.weights is not None:
             raise ModelSpecificationError(note)
     if engine == "sparse":
         return _sparse_engine(problem, "")
@@ -94,13 +95,14 @@ def fit_mixed(
     reml: bool = True,
     engine: str = "auto",
     df_method: str = "satterthwaite",
-    cov_type: str = "model",
+    cov_type: str | None = None,
     cluster: str | None = None,
     conf_level: float = 0.95,
     family=None,
     link: str | None = None,
     nagq: int = 1,
     weights=None,
+    weights_scale: str = "mean",
     offset=None,
     start: dict | None = None,
 ) -> MixedResult:
@@ -125,14 +127,27 @@ def fit_mixed(
     df_method : {"satterthwaite", "kenward_roger", "residual", "z"}
         Denominator df for t tests and CIs: lmerTest's Satterthwaite (default), pbkrtest's
         Kenward-Roger (REML only; also adjusts the covariance), n - p, or normal (z).
-    cov_type : {"model", "cr2"}
-        Model-based covariance or Bell-McCaffrey CR2 cluster-robust (df then are the BM
-        Satterthwaite df, whatever ``df_method`` says, and ``df_method`` is reported as
-        ``"bell_mccaffrey"``).
+    cov_type : {"model", "cr2"}, optional
+        Model-based covariance (the default without weights) or Bell-McCaffrey CR2
+        cluster-robust (the default, and the only choice, with ``weights``); with CR2 the df
+        are the BM Satterthwaite df, whatever ``df_method`` says, and ``df_method`` is reported
+        as ``"bell_mccaffrey"``.
     cluster : str, optional
         Cluster column for ``cov_type="cr2"``; default: the coarsest grouping factor. Every
         random-effect factor must be nested in the clusters.
     conf_level : float, default 0.95
+    weights : str or array_like, optional
+        Linear models: sampling or propensity weights of the groups of the *finest* grouping
+        factor (one value per group, repeated on its rows; e.g. organisation weights from
+        :func:`coevidence.propensity_weights`). A group with weight ``w`` counts as ``w``
+        copies of itself (pseudo-likelihood; with integer weights exactly ``lmer`` on the
+        replicated data); weights are scaled to mean 1 and inference is CR2 by cluster. Not
+        lme4's precision weights: weights that vary within a group are refused. See
+        :mod:`coevidence.models.mixed._weights` and the Weighting page of the docs. With
+        ``family=``: prior weights or binomial trials, as ``glmer``.
+    weights_scale : {"mean", "none"}, default "mean"
+        Linear models with ``weights``: scale the group weights to mean 1 (results then do
+        not depend on the weights' scale), or use them as given (replication counts).
     family : {"binomial", "poisson"} or R-style ``"binomial(link = 'probit')"``, optional
         Fit a generalised linear mixed model (lme4's ``glmer``) instead: see
         :func:`coevidence.models.mixed.glmm.fit_glmm` for ``link``, ``nagq`` (0, 1 = Laplace,
@@ -182,6 +197,8 @@ def fit_mixed(
     >>> round(float(res.tidy()["df"][1]), 2)
     17.0
     """
+    if weights_scale != "mean" and (weights is None or family is not None):
+        raise OptionError("weights_scale= applies to a linear model with weights= only")
     if family is not None:
         from coevidence.models.mixed._design import design_guard
 
@@ -191,12 +208,13 @@ def fit_mixed(
                                    weights=weights, offset=offset, start=start)
         design_guard(res, data, stacklevel=3)
         return res
-    glmm_only = {"link": link, "weights": weights, "offset": offset, "start": start}
+    glmm_only = {"link": link, "offset": offset, "start": start}
     given = [k for k, v in glmm_only.items() if v is not None] + (["nagq"] if nagq != 1 else [])
     if given:
         raise OptionError(f"fit_mixed: {', '.join(given)} only apply with family= (a GLMM)")
     res = _fit_mixed(formula, data, reml=reml, engine=engine, df_method=df_method,
-                     cov_type=cov_type, cluster=cluster, conf_level=conf_level, stacklevel=4)
+                     cov_type=cov_type, cluster=cluster, conf_level=conf_level, stacklevel=4,
+                     weights=weights, weights_scale=weights_scale)
     from coevidence.models.mixed._design import design_guard
 
     design_guard(res, data, extra=[cluster] if cluster else (), stacklevel=3)
@@ -211,7 +229,8 @@ def _fit_glmm_from_mixed(formula, data, *, reml, engine, df_method, cov_type, cl
     lmm_only = {"reml": (reml, True), "engine": (engine, "auto"),
                 "df_method": (df_method, "satterthwaite"), "cov_type": (cov_type, "model"),
                 "cluster": (cluster, None)}
-    given = [f"{k}={v!r}" for k, (v, default) in lmm_only.items() if v != default]
+    given = [f"{k}={v!r}" for k, (v, default) in lmm_only.items()
+             if v != default and not (k == "cov_type" and v is None)]
     if given:
         raise OptionError(
             f"fit_mixed with family=: {', '.join(given)} would be ignored (GLMMs are fitted by "
@@ -225,12 +244,16 @@ def _fit_mixed(
     reml: bool = True,
     engine: str = "auto",
     df_method: str = "satterthwaite",
-    cov_type: str = "model",
+    cov_type: str | None = None,
     cluster: str | None = None,
     conf_level: float = 0.95,
     stacklevel: int = 3,
+    weights=None,
+    weights_scale: str = "mean",
 ) -> MixedResult:
     """:func:`fit_mixed` without the design-df guard (callers run it themselves)."""
+    if cov_type is None:
+        cov_type = "model" if weights is None else "cr2"
     if df_method not in DF_METHODS:
         raise OptionError(f"df_method must be one of {DF_METHODS}, got {df_method!r}")
     if cov_type not in COV_TYPES:
@@ -241,11 +264,33 @@ def _fit_mixed(
         raise ModelSpecificationError("Kenward-Roger df are defined for REML fits; use reml=True")
     if cluster is not None and cov_type != "cr2":
         raise OptionError("cluster= is only used with cov_type='cr2'")
-    problem, info = build_problem(formula, data, reml=reml)
+    if weights is None:
+        problem, info = build_problem(formula, data, reml=reml)
+    else:
+        problem, info = _weighted_problem(formula, data, weights, weights_scale, reml, engine,
+                                          cov_type)
     eng, note = _choose_engine(problem, engine)
     fit: EngineFit = eng.fit(problem)
     return _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note,
                      stacklevel)
+
+
+def _weighted_problem(formula, data, weights, scale, reml, engine, cov_type):
+    """The problem of a group-weighted linear mixed model (see ``_weights.py``), after the
+    options that cannot go with weights are refused."""
+    from dataclasses import replace
+
+    from coevidence.models.mixed._weights import build_weighted_problem
+
+    if cov_type != "cr2":
+        raise OptionError(
+            "weights= with cov_type='model' is refused: model-based standard errors would "
+            "treat each weighted group as that many independent groups; weighted fits use "
+            "CR2 by cluster (leave cov_type unset, or pass 'cr2')")
+    if engine not in ("auto", "fast"):
+        raise OptionError(f"weights= are fitted by the fast engine only, not engine={engine!r}")
+    problem, info, winfo = build_weighted_problem(formula, data, weights, reml, scale)
+    return problem, replace(info, weights=winfo)
 
 
 def _assemble(fit, problem, info, df_method, cov_type, cluster, conf_level, note,
@@ -407,7 +452,7 @@ def _inference(fit, problem, info: FormulaInfo, sat, df_method, cov_type, cluste
     if cov_type == "cr2":
         codes = _cluster_codes(problem, info, cluster)
         ev = LMMEvaluator(problem)
-        rob = cr2(ev, fit.varpar, codes)
+        rob = cr2(ev, fit.varpar, codes, problem.weights)
         dfs = np.array([rob.df(row) for row in eye])
         return _Inference("bell_mccaffrey", "cr2", rob.vcov, dfs, rob.df)
     vcov = np.asarray(fit.vcov_beta)

@@ -100,6 +100,7 @@ class FormulaInfo:
     fixed_spec : formulaic ``ModelSpec`` of the fixed part (for ``predict(newdata)``).
     raw_fixed_names : formulaic column names, aligned with ``MixedProblem.fixed_names``.
     group_columns : the input columns used as grouping factors.
+    weights : what the group weights of a weighted fit were (``_weights.GroupWeights``).
 
     Examples
     --------
@@ -125,6 +126,7 @@ class FormulaInfo:
     fixed_spec: Any = field(default=None, repr=False)
     raw_fixed_names: tuple[str, ...] = ()
     group_columns: tuple[str, ...] = ()
+    weights: Any = None  # GroupWeights of a weighted fit (``_weights.py``)
 
 
 # --------------------------------------------------------------------------------------

@@ -412,8 +412,10 @@ def fit_growth(
         variation at all is dropped from the model, with the same warning.
     **fit_kwargs
         Passed to :func:`~coevidence.models.mixed.api.fit_mixed` (``reml``, ``engine``,
-        ``df_method``, ``cov_type``, ``cluster``); anything else is refused. With
-        ``cov_type="cr2"`` the default cluster is the assignment level.
+        ``df_method``, ``cov_type``, ``cluster``; ``weights`` and ``weights_scale`` for group
+        weights such as organisation propensity weights, then CR2 by default); anything else
+        is refused. With ``cov_type="cr2"`` the default cluster is the assignment level (with
+        weights: the coarsest grouping factor, in which every other is nested).
 
     Returns
     -------
@@ -507,8 +509,8 @@ def fit_growth(
         pieces=pieces, shifts=shifts,
     )
     glmm_keys = {"family", "link", "nagq", "weights", "offset"}
-    unknown = sorted(set(fit_kwargs) - {"reml", "engine", "df_method", "cov_type", "cluster"}
-                     - glmm_keys)
+    unknown = sorted(set(fit_kwargs) - {"reml", "engine", "df_method", "cov_type", "cluster",
+                                        "weights_scale"} - glmm_keys)
     if unknown:
         raise OptionError(
             f"fit_growth got unexpected option(s) {unknown}; it passes reml, engine, df_method, "
@@ -524,11 +526,16 @@ def fit_growth(
         res = _fit_glmm_from_mixed(formula, data, conf_level=conf_level, **lmm,
                                    **{k: v for k, v in fit_kwargs.items() if k in glmm_keys})
     else:
-        stray = sorted(k for k in glmm_keys if fit_kwargs.get(k) is not None)
+        stray = sorted(k for k in glmm_keys - {"weights"} if fit_kwargs.get(k) is not None)
         if stray:
             raise OptionError(f"fit_growth: {stray} only apply with family= (a GLMM)")
+        weights = fit_kwargs.get("weights")
         fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in glmm_keys}
-        if fit_kwargs.get("cov_type") == "cr2" and fit_kwargs.get("cluster") is None and level:
+        if weights is not None:  # group weights: CR2 by the assignment level by default
+            fit_kwargs = {**fit_kwargs, "cov_type": fit_kwargs.get("cov_type") or "cr2",
+                          "weights": weights}
+        if (fit_kwargs.get("cov_type") == "cr2" and fit_kwargs.get("cluster") is None and level
+                and weights is None):  # weighted: the coarsest factor (contains every other)
             fit_kwargs = {**fit_kwargs, "cluster": level}
         res = _fit_mixed(formula, data, stacklevel=4, conf_level=conf_level, **fit_kwargs)
     plan = tuple(_slope_plan(levels, level, random_slope, random_slopes)) if (

@@ -186,6 +186,7 @@ class MixedResult(ResultBase):
         """
         from coevidence.models.mixed.refit import refit_growth, refit_mixed
 
+        self._refuse_weighted("refit")
         if self.growth is not None and getattr(self.growth, "design", None) is not None:
             return refit_growth(self, y, warm_start=warm_start, stacklevel=3)
         return refit_mixed(self, y, warm_start=warm_start, cluster=cluster, stacklevel=3)
@@ -207,6 +208,20 @@ class MixedResult(ResultBase):
             diagnostics=self.diagnostics, conf_level=self.conf_level, growth=self.growth,
         )
         return res, bool(above.any())
+
+    @property
+    def weights_info(self):
+        """What the group weights were (``None`` for an unweighted fit): source, level,
+        number of groups, scale, effective number of groups, range."""
+        return getattr(self._info, "weights", None)
+
+    def _refuse_weighted(self, what: str) -> None:
+        if self.weights_info is not None:
+            raise OptionError(
+                f"{what} is not available for a weighted fit: its (RE)ML criterion is a "
+                "pseudo-likelihood (each weighted group counted as copies), so likelihood "
+                "comparisons, profiles and refits of it have no sampling meaning; use the CR2 "
+                "tests of tidy() and contrasts")
 
     @property
     def data(self) -> pd.DataFrame:
@@ -274,6 +289,10 @@ class MixedResult(ResultBase):
                 "conf_level": self.conf_level,
             }
         )
+        if self.weights_info is not None:  # a pseudo-likelihood: no information criteria
+            w = self.weights_info
+            row.update({"aic": np.nan, "bic": np.nan, "weights": w.source,
+                        "weights_level": w.level, "weights_ess": w.ess})
         return glance_frame(
             estimator="reml" if self.reml else "ml",
             outcome=getattr(self._info, "outcome", None),
@@ -370,6 +389,8 @@ class MixedResult(ResultBase):
         """
         from coevidence.models.mixed.intervals import confint
 
+        if method != "wald":
+            self._refuse_weighted(f"confint(method={method!r})")
         return confint(self, method=method, parm=parm,
                        level=self.conf_level if level is None else level, nsim=nsim,
                        seed=seed)
@@ -534,6 +555,10 @@ class MixedResult(ResultBase):
             lines.append(design.describe())
         if self._info.n_dropped:
             lines.append(f"Rows dropped for missing values: {self._info.n_dropped}")
+        if self.weights_info is not None:
+            text = self.weights_info.describe()
+            lines.append(text[0].upper() + text[1:] + "; the criterion above is a "
+                         "pseudo-likelihood")
         lines += ["", "Fixed effects:"]
         lines.append(
             self.tidy().to_string(

@@ -48,9 +48,10 @@ class Blocks:
     ZtZa: dict[tuple[int, int], np.ndarray]  # (i, j): (G_i, q_i, q_j), j coarser than i
     ZtXy: list[np.ndarray]  # level i: (G_i, q_i, p + 1)
     XytXy: np.ndarray  # (p + 1, p + 1)
-    n: int
+    n: float  # rows (with weights: their sum, the rows of the replicated data)
     p: int
     beta_ols: np.ndarray  # y was replaced by y - X beta_ols; add beta_ols back to beta
+    wg: np.ndarray | None = None  # weights of the finest level's groups (internal order)
 
 
 def _level_Z(problem, lv) -> list[np.ndarray]:
@@ -65,12 +66,20 @@ def _level_Z(problem, lv) -> list[np.ndarray]:
 def precompute(problem, struct: Structure) -> Blocks:
     """Compute every block of ``[Z X y]'[Z X y]`` that the deviance needs, with bincount.
 
+    With ``problem.weights`` (row weights, constant within the groups of the finest level) the
+    blocks are those of :func:`_weighted_view`, and ``n`` is the sum of the weights.
+
     The outcome is first replaced by its OLS residual ``y - X b`` (the deviance is invariant to
     ``y -> y - X g``, only beta moves by g): this removes the cancellation that a large outcome
     mean or trend would cause in the Schur complements and in the gradient. The blocks of
     ``Z`` and ``X`` are computed here; the outcome's by :func:`with_outcome` (which refits call
     on their own, for a new ``y``).
     """
+    wg = None
+    n_eff = None
+    if getattr(problem, "weights", None) is not None:
+        n_eff = float(np.sum(problem.weights))
+        problem, wg = _weighted_view(problem, struct)
     X = np.asarray(problem.X, dtype=float)
     n, p = X.shape
     m = p + 1
@@ -103,8 +112,61 @@ def precompute(problem, struct: Structure) -> Blocks:
         ZtZa[(i, j)] = A
     XytXy = np.empty((m, m))
     XytXy[:p, :p] = X.T @ X
-    blocks = Blocks(ZtZ=ZtZ, ZtZa=ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=n, p=p, beta_ols=np.zeros(p))
+    n_eff = n if n_eff is None else n_eff
+    blocks = Blocks(ZtZ=ZtZ, ZtZa=ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=n_eff, p=p,
+                    beta_ols=np.zeros(p), wg=wg)
     return with_outcome(blocks, struct, problem, _columns=(Zs, ones), _in_place=True)
+
+
+def _weighted_view(problem, struct: Structure):
+    """The problem whose cross-products are those of the *replicated* data, and the weights
+    of the finest level's groups.
+
+    A group of the finest level with weight ``w`` counts as ``w`` copies of itself (inside
+    the same groups of the coarser levels): the pseudo-likelihood of sampling weights at that
+    level (Pfeffermann et al. 1998; Rabe-Hesketh & Skrondal 2006). With integer weights the
+    criterion is exactly that of the data with every such group repeated ``w`` times.
+
+    Replicated groups have identical blocks, so the system reduces to one copy per group with
+    rows scaled by ``sqrt(w)`` and the finest level's columns scaled back by ``1 / sqrt(w)``
+    (its random effects are then ``sqrt(w)`` times the copies'): every Schur complement,
+    ``R_X`` and the penalised residual sum of squares are the replicated data's. Only
+    ``log|L|^2`` differs: the replicated data count each finest group's ``log|L_g|^2`` ``w``
+    times, which :func:`factorize` adds (:func:`weight_logdet`).
+    """
+    from dataclasses import replace
+
+    rw = np.asarray(problem.weights, dtype=float)
+    s = np.sqrt(rw)
+    fine = set(struct.levels[0].term_idx)
+    terms = tuple(t if i in fine else replace(t, Z=np.asarray(t.Z, float) * s[:, None])
+                  for i, t in enumerate(problem.terms))
+    view = replace(problem, y=np.asarray(problem.y, float) * s,
+                   X=np.asarray(problem.X, float) * s[:, None], terms=terms, weights=None)
+    lv = struct.levels[0]
+    wg = np.zeros(lv.G)
+    wg[lv.codes] = rw
+    return view, wg
+
+
+def weight_logdet(blocks: Blocks, lam: np.ndarray) -> tuple[float, np.ndarray]:
+    """``sum_g (w_g - 1) log|Lambda' A_g Lambda + I|`` over the finest level's groups, and its
+    derivative with respect to Lambda (``2 sum_g (w_g - 1) A_g Lambda D_g^{-1}``).
+
+    The part of the replicated data's ``log|L|^2`` that the reduced system of
+    :func:`_weighted_view` does not count (it counts each group once).
+    """
+    A = blocks.ZtZ[0]
+    D = bcongr(lam, A, lam)
+    idx = np.arange(lam.shape[0])
+    D[:, idx, idx] += 1.0
+    sign, ld = np.linalg.slogdet(D)
+    c = blocks.wg - 1.0
+    if np.any(sign <= 0):
+        return np.inf, np.zeros_like(lam)
+    Dinv = np.linalg.inv(D)
+    grad = 2.0 * ((c[:, None, None] * A) @ lam @ Dinv).sum(axis=0)
+    return float(c @ ld), grad
 
 
 def with_outcome(blocks: Blocks, struct: Structure, problem, *, _columns=None,
@@ -130,7 +192,7 @@ def with_outcome(blocks: Blocks, struct: Structure, problem, *, _columns=None,
     XytXy[:p, p] = XytXy[p, :p] = X.T @ y
     XytXy[p, p] = y @ y
     return Blocks(ZtZ=blocks.ZtZ, ZtZa=blocks.ZtZa, ZtXy=ZtXy, XytXy=XytXy, n=blocks.n, p=p,
-                  beta_ols=beta_ols)
+                  beta_ols=beta_ols, wg=blocks.wg)
 
 
 def _gsum(lv, w):
@@ -188,7 +250,19 @@ class Factor:
 
 
 def factorize(blocks: Blocks, struct: Structure, lams: list[np.ndarray], keep: bool = False):
-    """Blocked Cholesky of the penalised system at the relative factors ``lams``."""
+    """Blocked Cholesky of the penalised system at the relative factors ``lams``.
+
+    With group weights (``blocks.wg``) ``ldL2`` is the replicated data's (see
+    :func:`_weighted_view`).
+    """
+    fac = _factorize(blocks, struct, lams, keep)
+    if blocks.wg is not None and fac.ok:
+        fac.ldL2 += weight_logdet(blocks, lams[0])[0]
+        fac.ok = bool(np.isfinite(fac.ldL2))
+    return fac
+
+
+def _factorize(blocks: Blocks, struct: Structure, lams: list[np.ndarray], keep: bool):
     levels = struct.levels
     nl = len(levels)
     if nl == 1 and _la.USE_NUMBA and _fused.AVAILABLE:

@@ -20,7 +20,7 @@ from scipy import linalg
 
 from . import _fused
 from . import _linalg as _la
-from ._deviance import Blocks, Factor, selected_inverse_full
+from ._deviance import Blocks, Factor, selected_inverse_full, weight_logdet
 from ._linalg import bltmul, bltsolve, bmm, bmv, bsum_aMbt, btdot, gsum, segsum
 from ._structure import Structure
 
@@ -61,7 +61,18 @@ def gradient_pieces(
     (``S3`` is None unless ``reml`` or ``need_x``). With ``need_x`` also
     ``TF[li]`` (q, q, p, p) ``= sum_g F_g[r, :]' T_g[c, :]``, so that
     ``d (R_X' R_X) / d Lambda_rc = -(TF[r, c] + TF[r, c]')`` (the Jacobian of vcov(beta)).
+
+    With group weights (``blocks.wg``) ``S1`` includes the derivative of the weighted
+    log-determinant correction (:func:`._deviance.weight_logdet`).
     """
+    S1, S2, S3, TF = _gradient_pieces(blocks, struct, lams, fac, reml, need_x)
+    if blocks.wg is not None:
+        S1 = list(S1)
+        S1[0] = S1[0] + 0.5 * weight_logdet(blocks, lams[0])[1].T
+    return S1, S2, S3, TF
+
+
+def _gradient_pieces(blocks, struct, lams, fac, reml, need_x):
     p = blocks.p
     nl = len(struct.levels)
     beta = fac.beta()

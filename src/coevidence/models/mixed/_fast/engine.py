@@ -289,7 +289,7 @@ class FastEngine:
         opt = self._optimum(problem, struct, blocks, start)
         theta, attempts, chosen, fac, objective = opt[:5]
         beta_c, beta, sigma2, vcov, lams, covs, varpar = opt[5:]
-        ranef, condvar = self._ranef(problem, struct, fac, lams, beta_c, sigma2)
+        ranef, condvar = self._ranef(problem, struct, fac, lams, beta_c, sigma2, blocks.wg)
 
         vcov_at = _AtVarpar(self, problem, "vcov", struct, blocks)
         objective_at = _AtVarpar(self, problem, "objective", struct, blocks)
@@ -366,9 +366,16 @@ class FastEngine:
         lam = lams[li][sl, sl]
         return sigma2 * (lam @ lam.T)
 
-    def _ranef(self, problem, struct, fac, lams, beta, sigma2):
+    def _ranef(self, problem, struct, fac, lams, beta, sigma2, wg=None):
         u = conditional_u(fac, struct, beta)
         Zd = selected_inverse(fac, struct)
+        if wg is not None:
+            # the reduced weighted system (``_deviance._weighted_view``) carries sqrt(w) times
+            # a finest group's modes, and its coupling to the coarser levels w times: back to
+            # one copy's conditional mode and variance
+            u[0] = u[0] / np.sqrt(wg)[:, None]
+            own = np.linalg.inv(np.einsum("gij,gkj->gik", fac.Ls[0], fac.Ls[0]))
+            Zd = [own + (Zd[0] - own) / wg[:, None, None], *Zd[1:]]
         modes: list[pd.DataFrame] = []
         cvars: list[pd.DataFrame] = []
         for t_i, term in enumerate(problem.terms):
