@@ -240,3 +240,30 @@ def test_collinear_regressors_and_unused_categories(g):
     )
     res = cv.fit_panel(g.assign(era=cat), formula="inv ~ value + C(era)", unit="firm", time="year")
     assert list(res.params.index) == ["value", "C(era)[T.late]"]
+
+
+def test_formula_transforms_drop_their_missing_rows():
+    """A column used only inside a transform (``scale(x)``, ``np.log(x)``) has its missing
+    rows dropped and counted like any other (it crashed with 'Empty data passed' before)."""
+    import warnings
+
+    import coevidence as cv
+    from coevidence.exceptions import MissingDataWarning
+
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"u": np.repeat(range(20), 3), "t": np.tile(range(3), 20),
+                      "x": rng.uniform(1, 2, 60)})
+    d["y"] = d["x"] + rng.normal(size=60)
+    d.loc[[3, 10], "x"] = np.nan
+    for f in ("scale(x)", "np.log(x)"):
+        with pytest.warns(MissingDataWarning, match="dropped 2 of 60"):
+            r = cv.fit_panel(d, "y", unit="u", time="t", formula=f, estimator="pooled")
+        assert r.nobs == 58
+        kept = d.dropna()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = cv.fit_panel(kept.assign(z=np.log(kept["x"]) if f.startswith("np") else
+                                           (kept["x"] - kept["x"].mean()) / kept["x"].std()),
+                               "y", unit="u", time="t", formula="z", estimator="pooled")
+        assert r.tidy()["estimate"].iloc[1] == pytest.approx(ref.tidy()["estimate"].iloc[1],
+                                                            rel=1e-10)

@@ -155,7 +155,9 @@ def _design(
 
         check_columns(panel, [outcome, *regs], numeric=[outcome, *regs])
         return outcome, regs, build
-    from formulaic import Formula, model_matrix
+    from formulaic import model_matrix
+
+    from coevidence.models._shared.formula import formula_variables
 
     lhs, sep, rhs = str(formula).rpartition("~")
     if not sep:
@@ -167,8 +169,9 @@ def _design(
         outcome = lhs
     if outcome is None:
         raise OptionError("the outcome must be given as outcome= or on the left of the formula")
-    needed = sorted(Formula(rhs).required_variables)
-    needed = [v for v in needed if v in panel.columns or not hasattr(np, v)]
+    # every column the formula uses, also inside transforms (scale(x), np.log(x)): formulaic's
+    # required_variables misses those, so their missing rows were not dropped
+    needed = sorted(formula_variables(rhs, panel))
     check_columns(panel, [outcome, *needed], numeric=[outcome])
 
     def build(frame: pd.DataFrame) -> pd.DataFrame:
