@@ -205,3 +205,28 @@ def test_weighted_growth_recovers_the_slope_difference_under_confounding():
     assert naive.estimate - 0.3 > 4 * naive.std_error  # confounded upwards
     assert abs(wt.estimate - 0.3) < 2.5 * wt.std_error
     assert wt.conf_low < 0.3 < wt.conf_high and 5 < wt.df < 12  # BM df with 12 providers
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), nested=st.booleans(), reml=st.booleans())
+def test_integer_weights_are_replicated_groups(seed, nested, reml):
+    """Property: an organisation with integer weight w is w copies of itself, for random
+    designs (unbalanced waves, 1-3 copies), with or without a provider level."""
+    rng = np.random.default_rng(seed)
+    n_org = 24
+    org = np.repeat(np.arange(n_org), rng.integers(2, 6, n_org))
+    prov = org % 4
+    d = pd.DataFrame({"org": org, "prov": prov, "t": rng.integers(0, 5, len(org)),
+                      "x": rng.normal(size=len(org))})
+    d["y"] = (rng.normal(size=n_org)[org] + rng.normal(0, 0.5, 4)[prov] + 0.3 * d["t"]
+              + d["x"] + rng.normal(size=len(d)))
+    w = rng.integers(1, 4, n_org)
+    d["w"] = w[org].astype(float)
+    rep = pd.concat([d[d["org"] == g].assign(org=f"{g}_{k}") for g in range(n_org)
+                     for k in range(w[g])], ignore_index=True)
+    f = "y ~ t + x + (1 | org)" + (" + (1 | prov)" if nested else "")
+    a = _fit(f, d, weights="w", weights_scale="none", reml=reml)
+    b = _fit(f, rep, reml=reml)
+    np.testing.assert_allclose(a.params, b.params, atol=1e-6)
+    np.testing.assert_allclose(a._fit.theta, b._fit.theta, atol=1e-4)
+    assert a._fit.objective == pytest.approx(b._fit.objective, abs=1e-6)
