@@ -14,6 +14,7 @@ import coevidence as cv
 from coevidence.data.impute import (
     Imputations,
     _reml_lambda,
+    _reml_log_ratio,
     impute,
     plot_tipping_point,
     tipping_point,
@@ -131,6 +132,24 @@ def test_reml_variance_ratio_matches_statsmodels_mixedlm():
                           groups="g").fit(reml=True)
     want = fit.scale / float(fit.cov_re.iloc[0, 0])
     assert lam == pytest.approx(want, rel=2e-3)
+
+
+def test_drawn_variance_ratio_has_its_sampling_spread():
+    """The posterior SD of log(tau2 / sigma2) that proper imputation draws from matches the
+    sampling SD of its REML estimate over replicate data sets (within 25%)."""
+    rng = np.random.default_rng(11)
+    G = 40
+    codes = np.repeat(np.arange(G), 5)
+    x = rng.normal(size=len(codes))
+    X = np.column_stack([np.ones(len(x)), x])
+    modes, sds = [], []
+    for _ in range(150):
+        y = 0.5 * x + rng.normal(0, 0.8, G)[codes] + rng.normal(size=len(codes))
+        mode, sd = _reml_log_ratio(X, y, codes, G)
+        modes.append(mode)
+        sds.append(sd)
+    assert np.mean(sds) == pytest.approx(np.std(modes), rel=0.25)
+    assert np.mean(modes) == pytest.approx(np.log(0.64), abs=0.1)
 
 
 @pytest.mark.filterwarnings("ignore::coevidence.exceptions.MissingDataWarning")

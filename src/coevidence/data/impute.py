@@ -11,8 +11,10 @@ as ``mice``'s ``2l`` methods do:
   **random cluster intercept**. Given the variance components (REML estimates from the
   observed rows, which stay unbiased under dropout at random), the coefficients and intercepts are drawn from their joint normal posterior
   (Henderson's mixed-model equations, solved by absorbing the intercepts), so imputations
-  carry the uncertainty of the regression, as ``mice``'s ``norm``/``2l.norm``; the variance
-  components themselves are not redrawn.
+  carry the uncertainty of the regression, as ``mice``'s ``norm``/``2l.norm``. The variance
+  ratio ``tau2 / sigma2`` is itself drawn first, from the Laplace approximation of its REML
+  posterior on the log scale (``norm``/``pmm``), and ``sigma2`` from its scaled inverse
+  chi-square, so the imputations are proper in Rubin's sense.
 - ``cluster_effect="fixed"``: a fixed intercept per cluster (cluster means are then
   redundant and left out).
 
@@ -24,8 +26,8 @@ one of the ``donors`` observed rows whose predicted mean is closest, type-1 matc
 cluster terms, a Laplace approximation of the posterior). Binary columns use ``"logreg"``
 unless ``methods=`` says otherwise. In the MAR-dropout calibration
 (``benchmarks/bench_missing_calibration.py``, 200 data sets, m = 20, truth 0.9) random
-intercepts recover the effect with ``"norm"`` (bias +0.039, MC SE 0.019; coverage 0.985) and
-``"pmm"`` (bias -0.016; coverage 0.950), where complete cases give 0.48 (coverage 0.78); fixed
+intercepts recover the effect with ``"norm"`` (bias +0.035, MC SE 0.019; coverage 0.985) and
+``"pmm"`` (bias -0.018; coverage 0.965), where complete cases give 0.48 (coverage 0.78); fixed
 intercepts overshoot (bias +0.17: an unshrunk intercept carries the noise that drove the
 dropout), so random intercepts are the default. All predictors are standardised and a small ridge
 (``1e-5``, as ``mice``) keeps collinear predictors (``time`` and ``wave``) harmless.
@@ -103,6 +105,13 @@ def _reml_lambda(X: np.ndarray, y: np.ndarray, codes: np.ndarray, G: int) -> flo
     Moment (ANOVA) estimates are biased when the observed rows are selected on earlier
     outcomes (dropout missing at random); the likelihood is not.
     """
+    return float(np.exp(-_reml_log_ratio(X, y, codes, G)[0]))
+
+
+def _reml_log_ratio(X: np.ndarray, y: np.ndarray, codes: np.ndarray, G: int
+                    ) -> tuple[float, float]:
+    """``(mode, sd)`` of the approximate posterior of ``log(tau2 / sigma2)`` (flat prior):
+    the profile-REML mode and the inverse curvature of ``-log L_R`` there (Laplace)."""
     from scipy.optimize import minimize_scalar
 
     n, p = X.shape
@@ -120,7 +129,16 @@ def _reml_lambda(X: np.ndarray, y: np.ndarray, codes: np.ndarray, G: int) -> flo
 
     best = minimize_scalar(crit, bounds=(-12.0, 8.0), method="bounded",
                            options={"xatol": 1e-3})
-    return float(np.exp(-best.x))
+    h = 0.05
+    c0, cm, cp = best.fun, crit(best.x - h), crit(best.x + h)
+    curv = (cp - 2 * c0 + cm) / (2 * h * h)  # second derivative of -log L_R = crit / 2
+    sd = float(np.sqrt(1.0 / curv)) if curv > 1.0 / _MAX_LOG_RATIO_SD**2 else _MAX_LOG_RATIO_SD
+    return float(best.x), sd
+
+
+#: cap on the posterior SD of log(tau2 / sigma2) when the REML profile is flat (a variance at
+#: its boundary): draws then still span two orders of magnitude of the ratio.
+_MAX_LOG_RATIO_SD = 2.0
 
 
 def _pmm(pred_obs: np.ndarray, y_obs: np.ndarray, pred_mis: np.ndarray, donors: int,
@@ -145,7 +163,10 @@ def _draw_linear(X, y, obs, codes, G, effect, method, donors, rng):
     co = codes[obs] if codes is not None else None
     lam = 0.0
     if co is not None and effect == "random":
-        lam = _reml_lambda(Xo, yo, co, G)
+        # a draw of the variance ratio from its approximate posterior (proper imputation:
+        # the between-imputation spread carries the uncertainty of the clustering too)
+        mode, sd = _reml_log_ratio(Xo, yo, co, G)
+        lam = float(np.exp(-(mode + sd * rng.standard_normal())))
     beta, u, Sinv, d = _absorbed_solve(Xo, yo, np.ones(len(yo)), co, G, lam)
     fitted = Xo @ beta + (u[co] if co is not None else 0.0)
     df = max(len(yo) - X.shape[1] - (0 if co is None else (G if effect == "fixed" else 0)), 1)
