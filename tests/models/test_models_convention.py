@@ -245,6 +245,8 @@ def test_growth_every_option_changes_output():
 
     panel = provider_randomised_panel(np.random.default_rng(3), n_prov=8, n_org=4, n_waves=4)
     panel = panel.assign(cov1=panel["time"] ** 2 % 3)
+    org_w = {o: 1.0 + (i % 3) for i, o in enumerate(pd.unique(panel["org_id"]))}
+    panel = panel.assign(w=panel["org_id"].map(org_w))
     base = {"time": "time", "arm": "ta_model", "reference": "push"}
     ref = _fp(_quiet(cv.fit_growth, panel, "research_use", **base))
     variants = [
@@ -262,6 +264,8 @@ def test_growth_every_option_changes_output():
         {"df_method": "kenward_roger"},
         {"cov_type": "cr2"},
         {"reml": False},
+        {"weights": "w"},
+        {"weights": "w", "weights_scale": "none"},
     ]
     for v in variants:
         out = _fp(_quiet(cv.fit_growth, panel, "research_use", **{**base, **v}))
@@ -273,4 +277,4 @@ def test_growth_every_option_changes_output():
     with pytest.raises(OptionError, match="unexpected option"):
         cv.fit_growth(panel, "research_use", **base, bogus="w")
     with pytest.raises(OptionError, match="only apply with family"):
-        cv.fit_growth(panel, "research_use", **base, weights="w")
+        cv.fit_growth(panel, "research_use", **base, offset="w")

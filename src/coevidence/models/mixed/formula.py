@@ -379,11 +379,18 @@ def _prepare(data: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _code_dtype(n_levels: int) -> type:
+    """int32 group codes (half the memory of int64: 4 MB a term at 1M rows) unless there are
+    too many levels for them."""
+    return np.int32 if n_levels < np.iinfo(np.int32).max else np.int64
+
+
 def _group_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
     if len(factors) == 1:
         cat = pd.Categorical(data[factors[0]])
         cat = cat.remove_unused_categories()
-        return np.asarray(cat.codes, dtype=np.int64), pd.Index(cat.categories, name=factors[0])
+        codes = np.asarray(cat.codes, dtype=_code_dtype(len(cat.categories)))
+        return codes, pd.Index(cat.categories, name=factors[0])
     # vectorised (a per-row string join took ~20 s at 100k rows): the distinct combinations
     # in lme4's order (sorted by the outer factors first, then the inner), then each row's
     # position among them
@@ -394,7 +401,7 @@ def _group_codes(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
         label = label + ":" + uniq[f].astype(str)
     ordered = pd.Index(label.to_numpy(), name=":".join(factors))
     codes = pd.MultiIndex.from_frame(uniq).get_indexer(pd.MultiIndex.from_frame(sub))
-    return np.asarray(codes, dtype=np.int64), ordered
+    return np.asarray(codes, dtype=_code_dtype(len(ordered))), ordered
 
 
 def _check_values(data: pd.DataFrame, used: list[str], outcome: str) -> None:
@@ -488,6 +495,7 @@ def build_problem(
     na = data[used].isna()
     dropped_by_column = {c: int(v) for c, v in na.sum().items() if v}
     keep = ~na.any(axis=1).to_numpy()
+    del na  # (n, columns) booleans: not kept while the matrices are built
     n_dropped = int((~keep).sum())
     if n_dropped:
         detail = ", ".join(f"{c}: {n}" for c, n in dropped_by_column.items())
@@ -513,7 +521,8 @@ def build_problem(
     fixed_names = tuple(_r_name(n, order) for n in raw_names)
     for c_name, r_name in r_factor.items():
         fixed_names = tuple(n.replace(c_name, r_name) for n in fixed_names)
-    terms = [_random_term(s, sub, formula) for s in parsed.random]
+    X.flags.writeable = False  # random-effect Z may be views of its columns
+    terms = [_random_term(s, sub, formula, X) for s in parsed.random]
     idx = _lme4_term_order([t.n_levels for t in terms])
     terms = [terms[i] for i in idx]
     random = tuple(parsed.random[i] for i in idx)
@@ -527,7 +536,7 @@ def build_problem(
         n_input=len(data),
         n_dropped=n_dropped,
         dropped_by_column=dropped_by_column,
-        row_index=data.index[keep],
+        row_index=data.index if n_dropped == 0 else data.index[keep],
         fixed_spec=spec,
         raw_fixed_names=tuple(raw_names),
         group_columns=tuple(group_cols),
@@ -597,7 +606,40 @@ def random_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str,
     return np.asarray(mm, dtype=float), names
 
 
-def _random_term(spec: RandomSpec, sub: pd.DataFrame, formula: str) -> RandomTerm:
+def _shared_columns(Z: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``Z``'s values without a second copy where possible (memory: at 1M rows a ``(time | g)``
+    term's Z is 16 MB, a ``(1 | g)`` term's 8 MB).
+
+    When every column of ``Z`` is a column of ``X`` (``(time | g)`` with ``time`` and an
+    intercept among the fixed effects: the usual case) at evenly spaced positions, a read-only
+    view of those columns of ``X``; otherwise, for an all-ones ``Z`` (a random intercept), a
+    read-only broadcast of 1.0 (no memory at all); otherwise ``Z`` itself.
+    """
+    n, k = Z.shape
+    pos: list[int] = []
+    for c in range(k):
+        z = Z[:, c]
+        j = next((j for j in range(X.shape[1]) if j not in pos  # the first rows, then all
+                  and np.array_equal(X[:64, j], z[:64]) and np.array_equal(X[:, j], z)), None)
+        if j is None:
+            break
+        pos.append(j)
+    view = None
+    if len(pos) == k and (k == 1 or (pos[1] > pos[0] and np.all(np.diff(pos) == pos[1] - pos[0]))):
+        step = 1 if k == 1 else pos[1] - pos[0]
+        view = X[:, pos[0]: pos[-1] + 1: step]
+    elif k == 1 and bool(np.all(Z == 1.0)):
+        view = np.broadcast_to(np.float64(1.0), (n, 1))
+    if view is None:
+        return Z
+    view = view.view()
+    view.flags.writeable = False
+    return view
+
+
+def _random_term(
+    spec: RandomSpec, sub: pd.DataFrame, formula: str, X: np.ndarray | None = None
+) -> RandomTerm:
     try:
         Z, cols = random_matrix(spec.expr, sub)
     except Exception as exc:  # noqa: BLE001
@@ -606,6 +648,8 @@ def _random_term(spec: RandomSpec, sub: pd.DataFrame, formula: str) -> RandomTer
         ) from exc
     if Z.shape[1] == 0:
         raise ModelSpecificationError(f"random term ({spec.expr} | {spec.group}) is empty")
+    if X is not None and len(Z):
+        Z = _shared_columns(Z, X)
     codes, levels = _group_codes(sub, spec.factors)
     correlated = spec.correlated and Z.shape[1] > 1
     return RandomTerm(

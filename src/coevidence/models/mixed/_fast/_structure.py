@@ -28,7 +28,7 @@ class Level:
     key: str
     term_idx: list[int]  # indices into problem.terms (problem order)
     col_slices: list[slice]  # columns of each term inside the level's q columns
-    codes: np.ndarray  # per row: internal group code 0..G-1
+    codes: np.ndarray  # per row: internal group code 0..G-1 (int32 for int32 problem codes)
     used: np.ndarray  # internal code -> index into the term's original levels
     G: int
     q: int
@@ -114,9 +114,20 @@ def lme4_term_order(n_levels: list[int]) -> list[int]:
     return list(range(len(nl)))
 
 
-def _used_codes(codes) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(codes, return_inverse=True)`` (as int64), by counting when the codes are
-    small non-negative integers (the usual case: category codes), which needs no sort."""
+def _code_dtype(codes: np.ndarray) -> type:
+    """The dtype of the internal per-row codes: int32 when the problem's codes are (at most)
+    32-bit integers (``build_problem`` gives int32: half the memory of int64 for every
+    per-row code array), int64 otherwise."""
+    small = codes.dtype.kind in "iu" and codes.dtype.itemsize <= 4
+    return np.int32 if small and len(codes) < np.iinfo(np.int32).max else np.int64
+
+
+def _used_codes(codes, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)``, by counting when the codes are small
+    non-negative integers (the usual case: category codes), which needs no sort.
+
+    The inverse (per row) has ``dtype`` (:func:`analyse` asks for :func:`_code_dtype`) and is
+    ``codes`` itself (no copy) when every code is in use and ``codes`` already has it."""
     codes = np.asarray(codes)
     n = len(codes)
     if n and codes.dtype.kind in "iu":
@@ -125,11 +136,11 @@ def _used_codes(codes) -> tuple[np.ndarray, np.ndarray]:
             present = np.bincount(codes, minlength=hi + 1) > 0
             used = np.flatnonzero(present)
             if len(used) == hi + 1:  # every code in use: the codes are their own ranks
-                return used, codes.astype(np.int64, copy=False)
-            rank = np.cumsum(present) - 1
+                return used, codes.astype(dtype, copy=False)
+            rank = (np.cumsum(present) - 1).astype(dtype)
             return used, rank[codes]
     used, inv = np.unique(np.asarray(codes, dtype=np.int64), return_inverse=True)
-    return used, inv.astype(np.int64)
+    return used, inv.astype(dtype)
 
 
 def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
@@ -158,7 +169,8 @@ def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
     # per factor: used groups only (lme4 drops unused levels)
     raw: list[tuple[str, np.ndarray, np.ndarray]] = []
     for key in keys:
-        raw.append((key, *_used_codes(terms[members[key][0]].codes)))
+        codes = np.asarray(terms[members[key][0]].codes)
+        raw.append((key, *_used_codes(codes, _code_dtype(codes))))
     order = sorted(range(len(raw)), key=lambda i: -len(raw[i][1]))  # finest first (stable)
     raw = [raw[i] for i in order]
     keys = [keys[i] for i in order]
@@ -201,7 +213,9 @@ def analyse(problem: MixedProblem) -> tuple[Structure | None, str]:
                 key=key,
                 term_idx=list(members[key]),
                 col_slices=cols,
-                codes=inv if i == n_lev - 1 else new_of_raw[i][inv],  # top: identity map
+                # per row, in the dtype of the problem's codes (int32: 4 MB at 1M rows); the
+                # top level's map is the identity, so its codes are the problem's (no copy)
+                codes=inv if i == n_lev - 1 else new_of_raw[i].astype(inv.dtype)[inv],
                 used=used[raw_of_new[i]],
                 G=len(used),
                 q=q,
