@@ -158,3 +158,37 @@ def test_singular_crossed_fit_is_flagged():
     assert res.engine == "sparse"
     assert res.diagnostics.singular
     assert re.search("b", " ".join(res.diagnostics.messages))
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ x + (1 | a) + (1 | b)",
+    "y ~ x + (1 + x | a) + (1 | b) + (0 + x | b)",
+])
+def test_block_elimination_equals_the_full_factorisation(formula):
+    """The block elimination of the first (largest) term gives the same deviance, solves,
+    modes and conditional variances as the dense and the sparse-LU factorisations of A."""
+    from coevidence.models.mixed._crossed import _BlockFactor, _System
+
+    rng = np.random.default_rng(4)
+    n = 1500
+    d = pd.DataFrame({"a": rng.integers(0, 120, n), "b": rng.integers(0, 15, n),
+                      "x": rng.normal(size=n)})
+    d["y"] = (rng.normal(size=120)[d.a] + (0.3 * rng.normal(size=120))[d.a] * d.x
+              + rng.normal(size=15)[d.b] + d.x + rng.normal(size=n))
+    prob, _ = build_problem(formula, d)
+    sysm = _System(prob)
+    theta = sysm.start() * 0.7 + 0.05 * np.arange(sysm.n_theta)
+    blk = sysm.factor(theta)
+    assert isinstance(blk, _BlockFactor)
+    for dense_max in (10_000, 0):  # dense Cholesky of A, then sparse LU
+        full_sys = _System(prob)
+        full_sys.__dict__[("_bw", dense_max)] = None  # force the full factorisation
+        full = full_sys.factor(theta, dense_max)
+        for reml in (True, False):
+            assert blk.deviance(reml) == pytest.approx(full.deviance(reml), rel=1e-12)
+        np.testing.assert_allclose(blk.modes(), full.modes(), rtol=1e-9, atol=1e-12)
+        tm = sysm.terms[0]
+        np.testing.assert_allclose(blk.inverse_blocks(tm.k, tm.offset, tm.G),
+                                   full.inverse_blocks(tm.k, tm.offset, tm.G), atol=1e-12)
+    fit = SparseEngine().fit(prob)
+    assert fit.converged

@@ -16,6 +16,14 @@ factors is assumed: crossed, partially crossed and nested factors are all the sa
 
 Factorisation of ``A`` (the choice and its limits):
 
+* the usual crossed case, a first term (the most levels, lme4's order) with at least as many
+  random effects as all the others together and those others at most ``DENSE_MAX``: block
+  elimination (:class:`_BlockFactor`). The first term's block of ``A`` is block diagonal (one
+  row has one level of a factor), so it is factorised by batched ``k x k`` Cholesky factors
+  and only the Schur complement on the other terms is dense; the cross block ``Z1'Z2`` is kept
+  dense when it has at most 4e6 entries. Cost per evaluation O(G1 k1^2 q2 + G1 k1 q2^2 +
+  q2^3), with no sparse products: 500 x 100 crossed levels at 20k rows fit in about a third
+  of lme4's time. Otherwise:
 * ``q <= DENSE_MAX`` (2000): dense Cholesky (LAPACK). Cost per deviance evaluation O(q^3),
   memory O(q^2): about 8 MB and well under 0.1 s at q = 1000; 32 MB and ~0.3 s at q = 2000.
 * larger ``q``: sparse LU of the symmetric positive definite ``A`` by SuperLU
@@ -73,12 +81,20 @@ def _lme4_term_order(n_levels: list[int]) -> list[int]:
 
 def _one_blas_thread():
     """One BLAS thread while fitting (threadpoolctl, if installed): the solves are thin and extra
-    threads on a busy machine spin-wait each other into much slower fits."""
+    threads on a busy machine spin-wait each other into much slower fits. The library scan
+    costs a few ms, so the controller is made once per process (the df evaluations enter this
+    context dozens of times)."""
+    global _CONTROLLER
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - optional
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_CONTROLLER = None
 
 
 def _non_finite(problem: MixedProblem) -> str:
@@ -202,9 +218,40 @@ class _System:
     # ------------------------------------------------------------------ factorisation
     def factor(self, theta: np.ndarray, dense_max: int = DENSE_MAX) -> _Factor:
         L = self.lam(theta)
+        bw = self._blockwise(dense_max)
+        if bw is not None:
+            return _BlockFactor(self, L, theta, bw)
         A = (L.T @ self.ZtZ @ L).tocsc() + sp.identity(self.q, format="csc")
         B = np.asarray(L.T @ self.ZtXy)
         return _Factor(self, L, A, B, dense=self.q <= dense_max)
+
+    def _blockwise(self, dense_max: int):
+        """The fixed pieces of the block elimination of the first term (None when it does not
+        pay or does not fit in memory): ``Z1'Z1`` blocks, dense ``Z1'Z2``, ``Z2'Z2``, and
+        ``Z'[X y]`` split at the first term.
+
+        The first term (the most levels, in lme4's order) has a block-diagonal part of ``A``
+        (k x k blocks: one row has one level of a factor), so it is eliminated with batched
+        small Cholesky factors and only the Schur complement on the other terms is dense:
+        per evaluation O(G1 k1^2 q2 + G1 k1 q2^2 + q2^3) with no sparse products.
+        """
+        key = ("_bw", dense_max)
+        if key in self.__dict__:
+            return self.__dict__[key]
+        out = None
+        first = self.terms[0]
+        n1, q2 = first.G * first.k, self.q - first.G * first.k
+        if len(self.terms) > 1 and 0 < q2 <= dense_max and n1 >= q2 and n1 * q2 <= 4_000_000:
+            k, G = first.k, first.G
+            Z11 = self.ZtZ[:n1, :n1].tocoo()
+            A1 = np.zeros((G, k, k))
+            A1[Z11.row // k, Z11.row % k, Z11.col % k] = Z11.data
+            out = {"n1": n1, "k": k, "G": G, "A1": A1,
+                   "C": self.ZtZ[:n1, n1:].toarray().reshape(G, k, q2),
+                   "A22": self.ZtZ[n1:, n1:].toarray(),
+                   "B1": self.ZtXy[:n1].reshape(G, k, -1), "B2": self.ZtXy[n1:]}
+        self.__dict__[key] = out
+        return out
 
 
 class _Factor:
@@ -280,6 +327,59 @@ class _Factor:
             for g in range(len(cols) // k):
                 out[g0 + g] = S[g * k:(g + 1) * k, g * k:(g + 1) * k]
         return out
+
+
+class _BlockFactor(_Factor):
+    """The factorised system by block elimination of the first term (see
+    :meth:`_System._blockwise`); the same numbers as :class:`_Factor`."""
+
+    def __init__(self, sysm: _System, L, theta: np.ndarray, bw: dict) -> None:
+        self.sysm, self.L, self.dense = sysm, L, False
+        p = sysm.p
+        self.ok = False
+        k, G, n1 = bw["k"], bw["G"], bw["n1"]
+        T1 = sysm.T(theta, 0)
+        L2 = L[n1:, n1:]
+        try:
+            D = np.einsum("ji,gjk,kl->gil", T1, bw["A1"], T1, optimize=False)
+            D[:, np.arange(k), np.arange(k)] += 1.0
+            Lb = np.linalg.cholesky(D)
+            ld1 = 2.0 * float(np.log(np.diagonal(Lb, axis1=1, axis2=2)).sum())
+            self._Linv = np.linalg.inv(Lb)  # (G, k, k)
+            C = (L2.T @ bw["C"].reshape(n1, -1).T).T.reshape(G, k, -1)  # Z1'Z2 Lambda2
+            C = np.einsum("ji,gjq->giq", T1, C, optimize=False)  # Lambda1' Z1'Z2 Lambda2
+            self._W = np.matmul(self._Linv, C).reshape(n1, -1)  # L1^-1 A12
+            S = np.asarray(L2.T @ (L2.T @ bw["A22"]).T).T - self._W.T @ self._W
+            S[np.diag_indices_from(S)] += 1.0
+            self._cho = sla.cho_factor(0.5 * (S + S.T), lower=True, check_finite=False)
+            self.ldA = ld1 + 2.0 * float(np.sum(np.log(np.diag(self._cho[0]))))
+            B1 = np.einsum("ji,gjm->gim", T1, bw["B1"], optimize=False).reshape(n1, -1)
+            self.B = B = np.vstack([B1, np.asarray(L2.T @ bw["B2"])])
+            self._n1, self._k, self._G = n1, k, G
+            W = self.solve(B)
+            M = sysm.XytXy - B.T @ W
+            M = 0.5 * (M + M.T)
+            R = np.linalg.cholesky(M[:p, :p])
+        except (np.linalg.LinAlgError, RuntimeError, ValueError):
+            return
+        self.W, self.M, self.R = W, M, R
+        self.ldRX2 = 2.0 * float(np.sum(np.log(np.diag(R))))
+        self.beta_c = sla.cho_solve((R, True), M[:p, p])
+        self.pwrss = float(M[p, p] - M[:p, p] @ self.beta_c)
+        self.ok = bool(np.isfinite(self.ldA) and np.isfinite(self.pwrss) and self.pwrss > 0)
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        rhs = np.asarray(rhs, float)
+        vec = rhs.ndim == 1
+        rhs = rhs[:, None] if vec else rhs
+        n1, k, G = self._n1, self._k, self._G
+        m = rhs.shape[1]
+        c1 = np.matmul(self._Linv, rhs[:n1].reshape(G, k, m)).reshape(n1, m)
+        x2 = sla.cho_solve(self._cho, rhs[n1:] - self._W.T @ c1, check_finite=False)
+        r1 = (c1 - self._W @ x2).reshape(G, k, m)
+        x1 = np.matmul(self._Linv.transpose(0, 2, 1), r1).reshape(n1, m)
+        out = np.vstack([x1, x2])
+        return out[:, 0] if vec else out
 
 
 class _AtVarpar:
