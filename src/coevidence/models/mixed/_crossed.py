@@ -44,7 +44,8 @@ The optimiser works on theta with lme4's bounds (diagonal elements of each ``T_k
 bounded L-BFGS-B from lme4's start (central-difference gradient), a bounded Nelder-Mead restart
 from its answer if it did not converge, then Newton steps on the free parameters (Hessian by
 differencing the gradient) which take the gradient to ~0 so that the optimum, not a stopping
-point of the optimiser, is reported. Convergence is judged as lme4's ``checkConv`` does.
+point of the optimiser, is reported (skipped when the optimiser's answer already has a scaled
+gradient below 1e-6, i.e. a Newton step under 1e-6 standard errors). Convergence is judged as lme4's ``checkConv`` does.
 """
 
 from __future__ import annotations
@@ -597,9 +598,12 @@ class SparseEngine:
             record("Nelder-Mead (bounded)", xs, r.x, r.message, len(cache) - n0)
         best = int(np.argmin([c[0] for c in cands]))
         xs = cands[best][1]
-        n0 = len(cache)
-        xp, msg = self._newton(dev, xs, lower)
-        record("Newton polish", xs, xp, msg, len(cache) - n0)
+        if not (attempts[best].converged and attempts[best].gradient_norm < 1e-6):
+            # polish unless the optimiser stopped where a Newton step is already below 1e-6
+            # (lme4's scaled gradient: the step in units of the parameters' standard errors)
+            n0 = len(cache)
+            xp, msg = self._newton(dev, xs, lower)
+            record("Newton polish", xs, xp, msg, len(cache) - n0)
         objs = [c[0] for c in cands]
         chosen = int(np.argmin(objs))
         # prefer the converged attempt among those tied at the minimum
