@@ -30,7 +30,9 @@ to coevidence's, flagged when above 1e-4 (not the same optimum) or when the mode
 ~600-row 3-level design, fitted by coevidence (``fit_mixed`` once, then the public
 ``result.refit(y)``, looked up with ``getattr``; timed for a default Satterthwaite-df result
 and a ``df_method="residual"`` result), lme4 (``refit(m, y)``), mixedlm
-(``result.refit(newresp=y)``) and glmm (no refit method: ``glmm.fit`` afresh); mixedlm-rs
+(``result.refit(newresp=y)``) and glmm (no refit method: ``glmm.fit`` afresh); plus
+coevidence's lean path of power simulations (``Refitter.refit_many``: estimates, SEs and
+Satterthwaite df of every coefficient and of a contrast, no result objects); mixedlm-rs
 cannot fit the 3-level model. Every package fits the same outcomes; log-likelihoods are
 compared refit by refit (lme4's at each refit's own theta, recomputed untimed, since
 ``refit()`` can report a different logLik).
@@ -101,19 +103,30 @@ def worker_fast(n: int, levels: int, repeats: int) -> dict:
         pass
     from coevidence.models.mixed.api import _scaled_satterthwaite
 
+    # where the memory goes (first repeat): resident memory after each phase and the peak so
+    # far; reading /proc/self/status does not reset the peak counter
+    phases: dict[str, float] = {"data + imports": base, "import api": _vm("VmRSS")}
     times, fit_times, df_times = [], [], []
-    for _ in range(repeats):
+    for r in range(repeats):
         t0 = time.perf_counter()
         problem, _ = build_problem(FORMULAS[levels], df, reml=True)
         t1 = time.perf_counter()
+        if r == 0:
+            phases["build_problem"] = _vm("VmRSS")
+            phases["peak to build_problem"] = _vm("VmHWM")
         fit = FastEngine().fit(problem)
         t2 = time.perf_counter()
+        if r == 0:
+            phases["fit"] = _vm("VmRSS")
+            phases["peak to fit"] = _vm("VmHWM")
         _scaled_satterthwaite(fit, problem, tuple(len(t.columns) for t in problem.terms))
         t3 = time.perf_counter()
         times.append(t2 - t0)
         fit_times.append(t2 - t1)
         df_times.append(t3 - t0)
         peak = _vm("VmHWM")
+        if r == 0:
+            phases["satterthwaite df"] = _vm("VmRSS")
         del problem
     problem, _ = build_problem(FORMULAS[levels], df, reml=True)
     return {
@@ -122,6 +135,7 @@ def worker_fast(n: int, levels: int, repeats: int) -> dict:
         "df_times": df_times,
         "rss_before_mb": base,
         "peak_rss_mb": peak,
+        "rss_phases_mb": phases,
         "beta": fit.beta.tolist(),
         "covariances": [c.tolist() for c in fit.covariances],
         "sigma2": fit.sigma2,
@@ -309,14 +323,23 @@ def refit_fast(n_refits: int) -> dict:
         if refitter is not None:
             L = np.zeros(len(base.params))
             L[-1] = 1.0
-            t0 = time.perf_counter()
-            est = refitter.refit_many(ys, L)
-            secs = time.perf_counter() - t0
-            out["lean"] = {
-                "seconds": secs,
-                "loglik": [-0.5 * e.objective for e in est],
-                "how": "Refitter.refit_many(Y, contrast) (Satterthwaite df, no result objects)",
-            }
+            variants = (
+                ("lean", {}, "Refitter.refit_many(Y, contrast) (Satterthwaite df, no result "
+                 "objects; exactly fit_mixed's numbers)"),
+            )
+            for key, kw, how in variants:
+                try:
+                    t0 = time.perf_counter()
+                    est = refitter.refit_many(ys, L, **kw)
+                    secs = time.perf_counter() - t0
+                except TypeError:  # a coevidence without that option
+                    continue
+                out[key] = {
+                    "seconds": secs,
+                    "loglik": [-0.5 * e.objective for e in est],
+                    "df": [np.asarray(e.df, float).tolist() for e in est],
+                    "how": how,
+                }
     return out
 
 
@@ -799,9 +822,13 @@ def _memory_check(rows: list[dict], limit_mb: float = 600.0) -> str:
         if row["n"] == 1_000_000 and row["levels"] == 3 and "peak_rss_mb" in row["fast"]:
             peak = row["fast"]["peak_rss_mb"]
             verdict = "OK" if peak < limit_mb else "OVER"
+            phases = row["fast"].get("rss_phases_mb", {})
+            detail = "; ".join(f"{k} {v:.0f}" for k, v in phases.items())
             return (
                 f"\npeak RSS, coevidence, 1M rows, 3 levels: {peak:.0f} MB "
                 f"(target < {limit_mb:.0f} MB): {verdict}"
+                + (f"\n  resident MB after each phase (peak so far where said): {detail}"
+                   if detail else "")
             )
     return f"\npeak RSS target (1M rows, 3 levels, < {limit_mb:.0f} MB): not measured in this run"
 

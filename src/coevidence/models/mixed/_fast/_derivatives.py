@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from . import _fused
 from ._deviance import Blocks, factorize
 from ._gradient import gradient_pieces
 from ._structure import Structure
@@ -50,6 +51,10 @@ class XLayout:
         self.row = np.asarray(rows, dtype=np.int64)
         self.col = np.asarray(cols, dtype=np.int64)
         self.q = [lv_.q for lv_ in struct.levels]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(level, row, col)`` as the fused kernels take them."""
+        return self.level, self.row, self.col
 
     def lambdas(self, x: np.ndarray) -> list[np.ndarray]:
         lams = [np.zeros((q, q)) for q in self.q]
@@ -120,14 +125,21 @@ def satterthwaite_pieces(blocks: Blocks, struct: Structure, problem, x0: np.ndar
     """``(vcov_beta, jacobian, hessian)`` at ``x0`` in (theta, sigma), from analytic gradients.
 
     ``2 k + 1`` evaluations of the criterion and its gradient (the first one also gives the
-    analytic Jacobian of vcov(beta)).
+    analytic Jacobian of vcov(beta)); with one or two levels (no group weights) each is a few
+    numba calls (:func:`._fused.evaluator`), otherwise :func:`criterion_and_gradient`.
     """
     reml = bool(problem.reml)
     lay = x_layout(struct, problem)
     x0 = np.asarray(x0, dtype=float)
     k = len(x0)
-    _, _, J, vcov = criterion_and_gradient(blocks, struct, lay, x0, reml, jacobian=True)
     h = _steps(x0)
+    ev = _fused.evaluator(blocks, struct, reml)
+    if ev is not None:
+        # one or two levels: the same evaluations, a few numba calls each (_fused.Evaluator)
+        layout = lay.arrays()
+        _, J, vcov = ev.jacobian(x0, layout)
+        return vcov, J, ev.hessian(x0, h, layout)
+    _, _, J, vcov = criterion_and_gradient(blocks, struct, lay, x0, reml, jacobian=True)
     H = np.empty((k, k))
     for i in range(k):
         e = np.zeros(k)

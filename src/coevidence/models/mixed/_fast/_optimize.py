@@ -15,6 +15,7 @@ an active bound excluded).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,12 +72,127 @@ class _Counter:
         v, g = self.fg(x)
         if not getattr(self.fg, "hit", False):  # evaluations, not look-ups of a _Memo
             self.n += 1
-        if not np.isfinite(v) or not np.all(np.isfinite(g)):
+        v = float(v)
+        if not math.isfinite(v) or not np.isfinite(g).all():
             return 1e300, np.zeros_like(x)
-        return float(v), g
+        return v, g
 
     def f(self, x: np.ndarray) -> float:
         return self(x)[0]
+
+
+_DIRECT = {"ok": None}  # whether scipy's L-BFGS-B routine can be driven directly (below)
+
+
+def lbfgsb(fun, x0: np.ndarray, bounds, *, ftol: float, gtol: float, maxiter: int,
+           maxcor: int):
+    """``scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+    options=...)``, iterate for iterate, without its per-evaluation wrappers.
+
+    ``minimize`` wraps ``fun`` in ``MemoizeJac`` and ``ScalarFunction`` (copies, array-API
+    conversions, caches), which for a small model costs as much as an evaluation. This drives
+    the same routine (``scipy.optimize._lbfgsb.setulb``, SciPy >= 1.15) with the same
+    arguments and the same loop as ``scipy.optimize._lbfgsb_py._minimize_lbfgsb``, so the
+    iterates and the answer are the same (the tests check this against ``minimize``). With a
+    SciPy whose routine takes other arguments, ``minimize`` itself runs.
+
+    Returns an object with ``x``, ``fun``, ``success``, ``message``, ``nit``.
+    """
+    if _DIRECT["ok"] is not False:
+        try:
+            return _lbfgsb_direct(fun, x0, bounds, ftol, gtol, maxiter, maxcor)
+        except _NoDirect:
+            _DIRECT["ok"] = False
+    return optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                             options={"ftol": ftol, "gtol": gtol, "maxiter": maxiter,
+                                      "maxcor": maxcor})
+
+
+class _NoDirect(Exception):
+    pass
+
+
+def _routine():
+    """SciPy's L-BFGS-B routine and its message tables (``_NoDirect`` if not found)."""
+    import scipy
+
+    try:
+        major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+        if (major, minor) < (1, 15):  # the Fortran routine, with other arguments
+            raise _NoDirect
+        from scipy.optimize import _lbfgsb
+        from scipy.optimize._lbfgsb_py import status_messages, task_messages
+    except (ImportError, ValueError) as err:  # pragma: no cover - SciPy layout changed
+        raise _NoDirect from err
+    return _lbfgsb.setulb, status_messages, task_messages
+
+
+def _lbfgsb_direct(fun, x0, bounds, ftol, gtol, maxiter, maxcor, maxls: int = 20,
+                   maxfun: int = 15000):
+    setulb, status_messages, task_messages = _routine()
+    x0 = np.asarray(x0, dtype=float).ravel()
+    n = len(x0)
+    m = int(maxcor)
+    factr = ftol / np.finfo(float).eps
+    nbd = np.zeros(n, np.int32)
+    low = np.zeros(n, np.float64)
+    upp = np.zeros(n, np.float64)
+    if bounds is not None:  # old-style (lower, upper) pairs, None for no bound
+        lb = np.array([-np.inf if b[0] is None else b[0] for b in bounds], float)
+        ub = np.array([np.inf if b[1] is None else b[1] for b in bounds], float)
+        x0 = np.clip(x0, lb, ub)
+        for i in range(n):
+            fl, fu = np.isfinite(lb[i]), np.isfinite(ub[i])
+            if fl:
+                low[i] = lb[i]
+            if fu:
+                upp[i] = ub[i]
+            nbd[i] = {(False, False): 0, (True, False): 1, (True, True): 2, (False, True): 3}[
+                (bool(fl), bool(fu))]
+    x = np.array(x0, dtype=np.float64)
+    f = np.array(0.0, dtype=np.float64)
+    g = np.zeros((n,), dtype=np.float64)
+    wa = np.zeros(2 * m * n + 5 * n + 11 * m * m + 8 * m, np.float64)
+    iwa = np.zeros(3 * n, dtype=np.int32)
+    task = np.zeros(2, dtype=np.int32)
+    ln_task = np.zeros(2, dtype=np.int32)
+    lsave = np.zeros(4, dtype=np.int32)
+    isave = np.zeros(44, dtype=np.int32)
+    dsave = np.zeros(29, dtype=np.float64)
+    nit = nfev = 0
+    first = _DIRECT["ok"] is None
+    while True:
+        g = g.astype(np.float64)
+        if first:
+            try:
+                setulb(m, x, low, upp, nbd, f, g, factr, gtol, wa, iwa, task, lsave, isave,
+                       dsave, maxls, ln_task)
+            except (TypeError, ValueError) as err:  # another SciPy's routine
+                raise _NoDirect from err
+            if task[0] != 3:  # from START the routine always asks for f and g first
+                raise _NoDirect
+            first = False
+            _DIRECT["ok"] = True
+        else:
+            setulb(m, x, low, upp, nbd, f, g, factr, gtol, wa, iwa, task, lsave, isave, dsave,
+                   maxls, ln_task)
+        if task[0] == 3:
+            v, gr = fun(np.copy(x))
+            f = float(v)
+            g = np.atleast_1d(gr)
+            nfev += 1
+        elif task[0] == 1:
+            nit += 1
+            if nit >= maxiter:
+                task[0], task[1] = 5, 504
+            elif nfev > maxfun:
+                task[0], task[1] = 5, 502
+        else:
+            break
+    success = bool(task[0] == 4)
+    msg = status_messages[int(task[0])] + ": " + task_messages[int(task[1])]
+    return optimize.OptimizeResult(x=x, fun=f, jac=g, nit=nit, nfev=nfev, success=success,
+                                   message=msg)
 
 
 def _hessian(cf, x: np.ndarray, g: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -179,14 +295,8 @@ def minimise(fg, x0: np.ndarray, lower: np.ndarray, canon=None, xscale=None):
                 return v / scale, g / (scale * xscale)
 
             zb = [(None if lo is None else lo * s, None) for (lo, _), s in zip(bounds, xscale)]
-            res = optimize.minimize(
-                scaled,
-                start * xscale,
-                jac=True,
-                method="L-BFGS-B",
-                bounds=None if name.endswith("unbounded") else zb,
-                options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 500, "maxcor": 20},
-            )
+            res = lbfgsb(scaled, start * xscale, None if name.endswith("unbounded") else zb,
+                         ftol=1e-13, gtol=1e-9, maxiter=500, maxcor=20)
             res.x = np.asarray(res.x) / xscale
         elif name == "Powell":
             res = optimize.minimize(

@@ -11,6 +11,12 @@ for fits and refits). The lean path (:meth:`Refitter.estimates`, :meth:`Refitter
 runs the same optimizer and Satterthwaite computations operation for operation (so its numbers
 are those of a fresh fit) but builds no ``MixedResult``, random-effect tables, DataFrames or
 diagnostics frames: it returns what a power simulation reads (:class:`RefitEstimates`).
+
+For one or two nested levels without weights, every evaluation of the criterion and its
+analytic gradient -- of fits and refits alike -- is a few numba calls of
+:class:`._fused.Evaluator` (``FastEngine._optimum`` and
+:func:`._derivatives.satterthwaite_pieces` take it), so the lean path is that evaluator, the
+optimiser and the Satterthwaite ingredients, with no result objects.
 """
 
 from __future__ import annotations

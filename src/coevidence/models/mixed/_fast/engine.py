@@ -11,6 +11,7 @@ from scipy import linalg
 
 from ....exceptions import ConvergenceFailure, ModelSpecificationError
 from .._engine import EngineFit, MixedProblem
+from . import _fused
 from ._deviance import conditional_u, factorize, precompute, selected_inverse
 from ._gradient import deviance_gradient
 from ._optimize import minimise
@@ -331,6 +332,10 @@ class FastEngine:
             if not np.isfinite(d):
                 return np.inf, np.zeros_like(theta)
             return d, deviance_gradient(blocks, struct, lams, fac, reml)
+
+        ev = _fused.evaluator(blocks, struct, reml)
+        if ev is not None:  # one or two levels, no weights: the same criterion, fused
+            dev_grad = ev.fg
 
         n_groups = np.array([struct.levels[li].G for li in struct.theta_level], float)
         x0 = struct.start() if start is None else np.asarray(start, float)
