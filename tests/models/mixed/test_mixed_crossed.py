@@ -192,3 +192,46 @@ def test_block_elimination_equals_the_full_factorisation(formula):
                                    full.inverse_blocks(tm.k, tm.offset, tm.G), atol=1e-12)
     fit = SparseEngine().fit(prob)
     assert fit.converged
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("formula", [
+    "y ~ x + (1 | a) + (1 | b)",
+    "y ~ x + (1 + x | a) + (1 | b) + (0 + x | b)",
+    "y ~ x + (1 | a) + (1 + x | b)",
+])
+def test_block_gradient_equals_finite_differences(formula, reml):
+    """The analytic gradient of the block factorisation (interior theta) against central
+    differences of the criterion; at a variance on its bound it defers to differences."""
+    from coevidence.models.mixed._crossed import _fd_grad, _System
+
+    rng = np.random.default_rng(4)
+    n = 1500
+    d = pd.DataFrame({"a": rng.integers(0, 120, n), "b": rng.integers(0, 15, n),
+                      "x": rng.normal(size=n)})
+    d["y"] = (rng.normal(size=120)[d.a] + (0.3 * rng.normal(size=120))[d.a] * d.x
+              + rng.normal(size=15)[d.b] + d.x + rng.normal(size=n))
+    prob, _ = build_problem(formula, d)
+    sysm = _System(prob)
+    theta = sysm.start() * 0.7 + 0.05 * np.arange(sysm.n_theta)
+    g = sysm.factor(theta).gradient(theta, reml)
+    fd = _fd_grad(lambda t: sysm.factor(t).deviance(reml), theta, sysm.lower)
+    np.testing.assert_allclose(g, fd, rtol=0, atol=1e-6 * max(1.0, np.abs(fd).max()))
+    at_bound = theta.copy()
+    at_bound[0] = 0.0
+    assert sysm.factor(at_bound).gradient(at_bound, reml) is None
+
+
+def test_nested_check_is_the_pairs_definition():
+    """``_nested_in`` (O(n) parent map) against its definition by distinct pairs."""
+    from coevidence.models.mixed._sm import _nested_in
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n, gi, go = rng.integers(1, 40), rng.integers(1, 8), rng.integers(1, 4)
+        inner = rng.integers(0, gi, n)
+        outer = rng.integers(0, go, gi)[inner]
+        if rng.random() < 0.5:
+            outer[rng.integers(0, n)] = rng.integers(0, go)
+        pairs = np.unique(np.stack([inner, outer], axis=1), axis=0)
+        assert _nested_in(inner, outer) == (len(pairs) == len(np.unique(inner)))

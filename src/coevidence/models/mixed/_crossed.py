@@ -41,7 +41,9 @@ Factorisation of ``A`` (the choice and its limits):
   by solving in chunks of 256 columns, O(q nnz(LU)) once per fit.
 
 The optimiser works on theta with lme4's bounds (diagonal elements of each ``T_k`` >= 0):
-bounded L-BFGS-B from lme4's start (central-difference gradient), a bounded Nelder-Mead restart
+bounded L-BFGS-B from lme4's start (with the block elimination, the analytic gradient of
+:meth:`_BlockFactor.gradient` wherever every ``T_k`` is invertible; otherwise a
+central-difference gradient), a bounded Nelder-Mead restart
 from its answer if it did not converge, then Newton steps on the free parameters (Hessian by
 differencing the gradient) which take the gradient to ~0 so that the optimum, not a stopping
 point of the optimiser, is reported (skipped when the optimiser's answer already has a scaled
@@ -369,6 +371,70 @@ class _BlockFactor(_Factor):
         self.pwrss = float(M[p, p] - M[:p, p] @ self.beta_c)
         self.ok = bool(np.isfinite(self.ldA) and np.isfinite(self.pwrss) and self.pwrss > 0)
 
+    def gradient(self, theta: np.ndarray, reml: bool) -> np.ndarray | None:
+        """Analytic gradient of the profiled criterion (lme4's theta order), or None when some
+        term's relative factor is singular (a variance at its bound: use differences).
+
+        With ``Q = A^-1 Lambda' Z'Z`` and ``Lambda`` invertible, ``Q Lambda = I - A^-1``, so
+        ``d log|A| / d Lambda_rc = 2 [(sum_g (I - A^-1_gg)) T^-1]_cr`` needs only the summed
+        diagonal blocks of ``A^-1``; the penalised RSS and ``log|R_X|^2`` terms are those of
+        the fast engine's :mod:`._fast._gradient` (envelope theorem, ``F = Z'X - Z'Z Lambda
+        T_X``) on the full system.
+        """
+        if not self.ok:
+            return None
+        sysm = self.sysm
+        Ts = [sysm.T(theta, j) for j in range(len(sysm.terms))]
+        if any(np.min(np.abs(np.diag(T))) < 1e-8 for T in Ts):
+            return None
+        n, p = sysm.n, sysm.p
+        diag_sums = [self.inverse_blocks(tm.k, tm.offset, tm.G).sum(axis=0) for tm in sysm.terms]
+        w = np.append(-self.beta_c, 1.0)
+        u = self.W[:, p] - self.W[:, :p] @ self.beta_c
+        Ze = sysm.ZtXy @ w - sysm.ZtZ @ (self.L @ u)
+        if reml:
+            Tx = self.W[:, :p]
+            F = sysm.ZtXy[:, :p] - sysm.ZtZ @ (self.L @ Tx)
+            Minv = sla.cho_solve((self.R, True), np.eye(p))
+        nr = n - p if reml else n
+        grad = []
+        for j, tm in enumerate(sysm.terms):
+            sl = slice(tm.offset, tm.offset + tm.G * tm.k)
+            S1 = (tm.G * np.eye(tm.k) - diag_sums[j]) @ np.linalg.inv(Ts[j])
+            S2 = Ze[sl].reshape(tm.G, tm.k).T @ u[sl].reshape(tm.G, tm.k)
+            if reml:
+                S3 = np.einsum("gap,pq,gbq->ab", Tx[sl].reshape(tm.G, tm.k, p), Minv,
+                               F[sl].reshape(tm.G, tm.k, p), optimize=True)
+            for r, c in tm.pairs:
+                g = 2.0 * S1[c, r] - (nr / self.pwrss) * 2.0 * S2[r, c]
+                if reml:
+                    g -= 2.0 * S3[c, r]
+                grad.append(g)
+        return np.asarray(grad)
+
+    def _inverse_parts(self):
+        """Diagonal blocks of ``A^-1`` for the first term, ``L1^-T (I + W S^-1 W') L1^-1``
+        per level, and ``S^-1`` (the other terms' block of ``A^-1``); computed once."""
+        if "_inv_parts" not in self.__dict__:
+            n1, k1, G1 = self._n1, self._k, self._G
+            Y = np.matmul(self._Linv.transpose(0, 2, 1), self._W.reshape(G1, k1, -1))
+            Zs = sla.solve_triangular(self._cho[0], Y.reshape(n1, -1).T, lower=True,
+                                      check_finite=False).T.reshape(G1, k1, -1)
+            first = (np.matmul(self._Linv.transpose(0, 2, 1), self._Linv)
+                     + np.matmul(Zs, Zs.transpose(0, 2, 1)))
+            Sinv = sla.cho_solve(self._cho, np.eye(self._cho[0].shape[0]), check_finite=False)
+            self._inv_parts = (first, Sinv)
+        return self._inv_parts
+
+    def inverse_blocks(self, k: int, offset: int, G: int) -> np.ndarray:
+        """Diagonal k x k blocks of A^-1 for the G levels of a term, shape (G, k, k)."""
+        first, Sinv = self._inverse_parts()
+        if offset == 0:
+            return first.copy()
+        o = offset - self._n1
+        idx = o + np.arange(G)[:, None] * k + np.arange(k)[None, :]  # (G, k)
+        return Sinv[idx[:, :, None], idx[:, None, :]]
+
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         rhs = np.asarray(rhs, float)
         vec = rhs.ndim == 1
@@ -570,13 +636,25 @@ class SparseEngine:
                 cache[key] = float(d) if np.isfinite(d) else 1e300
             return cache[key]
 
+        def grad(x: np.ndarray, f0: float | None = None) -> np.ndarray:
+            """The analytic gradient of the block factorisation where it applies (interior
+            theta), else central differences."""
+            x = np.maximum(np.asarray(x, float), lower)
+            fac = sysm.factor(x, self.dense_max)
+            g = fac.gradient(x, reml) if isinstance(fac, _BlockFactor) else None
+            if g is not None and np.all(np.isfinite(g)):
+                d = fac.deviance(reml)
+                cache.setdefault(x.tobytes(), float(d) if np.isfinite(d) else 1e300)
+                return g
+            return _fd_grad(dev, x, lower, f0)
+
         attempts: list[OptimizerAttempt] = []
         cands: list[tuple[float, np.ndarray]] = []
 
         def record(name, start, x, message, n_eval):
             x = np.maximum(np.asarray(x, float), lower)
             fx = dev(x)
-            gn = self._conv_measure(dev, x, lower)
+            gn = self._conv_measure(dev, x, lower, grad)
             attempts.append(OptimizerAttempt(
                 optimizer=name, start=tuple(float(s) for s in start),
                 converged=bool(fx < 1e299 and gn < GRAD_TOL), objective=float(fx),
@@ -585,7 +663,7 @@ class SparseEngine:
 
         x0 = sysm.start()
         n0 = len(cache)
-        r = optimize.minimize(dev, x0, jac=lambda x: _fd_grad(dev, x, lower), method="L-BFGS-B",
+        r = optimize.minimize(dev, x0, jac=grad, method="L-BFGS-B",
                               bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-9,
                                                       "maxiter": 2000})
         record("L-BFGS-B", x0, r.x, r.message, len(cache) - n0)
@@ -602,7 +680,7 @@ class SparseEngine:
             # polish unless the optimiser stopped where a Newton step is already below 1e-6
             # (lme4's scaled gradient: the step in units of the parameters' standard errors)
             n0 = len(cache)
-            xp, msg = self._newton(dev, xs, lower)
+            xp, msg = self._newton(dev, xs, lower, grad)
             record("Newton polish", xs, xp, msg, len(cache) - n0)
         objs = [c[0] for c in cands]
         chosen = int(np.argmin(objs))
@@ -620,7 +698,8 @@ class SparseEngine:
         return ~((x <= lower + 1e-10) & (g > 0))
 
     @staticmethod
-    def _hessian(dev, x, lower, idx):
+    def _hessian(dev, x, lower, idx, grad=None):
+        grad = grad or (lambda z: _fd_grad(dev, z, lower))
         H = np.empty((len(idx), len(idx)))
         for a, i in enumerate(idx):
             h = 1e-4 * max(1.0, abs(x[i]))
@@ -628,20 +707,20 @@ class SparseEngine:
             e[i] = h
             lo = x - e if x[i] - h >= lower[i] else x
             hi = x + e
-            H[:, a] = (_fd_grad(dev, hi, lower)[idx] - _fd_grad(dev, lo, lower)[idx]) / (
-                hi[i] - lo[i])
+            H[:, a] = (grad(hi)[idx] - grad(lo)[idx]) / (hi[i] - lo[i])
         return 0.5 * (H + H.T)
 
-    def _newton(self, dev, x, lower, max_iter: int = 4):
+    def _newton(self, dev, x, lower, grad=None, max_iter: int = 4):
+        grad = grad or (lambda z, f0=None: _fd_grad(dev, z, lower, f0))
         x = x.copy()
         f = dev(x)
         msg = "Newton steps on the free parameters"
         for _ in range(max_iter):
-            g = _fd_grad(dev, x, lower, f)
+            g = grad(x, f)
             idx = np.flatnonzero(self._free(x, g, lower))
             if not len(idx):
                 break
-            H = self._hessian(dev, x, lower, idx)
+            H = self._hessian(dev, x, lower, idx, grad)
             try:
                 R = np.linalg.cholesky(H)
             except np.linalg.LinAlgError:
@@ -662,18 +741,19 @@ class SparseEngine:
                 break
         return x, msg
 
-    def _conv_measure(self, dev, x, lower) -> float:
+    def _conv_measure(self, dev, x, lower, grad=None) -> float:
         """lme4's ``checkConv``: max over components of min(|g|, |chol(H)^-1 g|), projected."""
         if dev(x) >= 1e299:
             return float("inf")
-        g = _fd_grad(dev, x, lower)
+        grad = grad or (lambda z: _fd_grad(dev, z, lower))
+        g = grad(x)
         free = self._free(x, g, lower)
         idx = np.flatnonzero(free)
         if not len(idx):
             return 0.0
         gp = g[idx]
         try:
-            R = np.linalg.cholesky(self._hessian(dev, x, lower, idx))
+            R = np.linalg.cholesky(self._hessian(dev, x, lower, idx, grad))
             scaled = np.abs(sla.solve_triangular(R, gp, lower=True))
         except np.linalg.LinAlgError:
             scaled = np.full(len(idx), np.inf)

@@ -45,6 +45,16 @@ class _Plan:
 
 
 def _nested_in(inner: np.ndarray, outer: np.ndarray) -> bool:
+    """Every group of ``inner`` lies inside one group of ``outer`` (integer codes, one per
+    row). O(n): each inner group's first outer code must be the outer code of all its rows."""
+    inner = np.asarray(inner)
+    outer = np.asarray(outer)
+    if inner.size == 0:
+        return True
+    if inner.dtype.kind in "iu" and inner.min() >= 0 and inner.max() < 4 * inner.size + 1024:
+        parent = np.full(int(inner.max()) + 1, -1, dtype=np.int64)
+        parent[inner[::-1]] = outer[::-1]  # the first row of each group wins
+        return bool(np.array_equal(parent[inner], outer))
     pairs = np.unique(np.stack([inner, outer], axis=1), axis=0)
     return len(pairs) == len(np.unique(inner))
 
