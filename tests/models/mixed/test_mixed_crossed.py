@@ -160,6 +160,17 @@ def test_singular_crossed_fit_is_flagged():
     assert re.search("b", " ".join(res.diagnostics.messages))
 
 
+def _crossed_data() -> pd.DataFrame:
+    """1500 rows, factor a (120 levels, random slopes on x) crossed with b (15 levels)."""
+    rng = np.random.default_rng(4)
+    n = 1500
+    d = pd.DataFrame({"a": rng.integers(0, 120, n), "b": rng.integers(0, 15, n),
+                      "x": rng.normal(size=n)})
+    d["y"] = (rng.normal(size=120)[d.a] + (0.3 * rng.normal(size=120))[d.a] * d.x
+              + rng.normal(size=15)[d.b] + d.x + rng.normal(size=n))
+    return d
+
+
 @pytest.mark.parametrize("formula", [
     "y ~ x + (1 | a) + (1 | b)",
     "y ~ x + (1 + x | a) + (1 | b) + (0 + x | b)",
@@ -169,13 +180,7 @@ def test_block_elimination_equals_the_full_factorisation(formula):
     modes and conditional variances as the dense and the sparse-LU factorisations of A."""
     from coevidence.models.mixed._crossed import _BlockFactor, _System
 
-    rng = np.random.default_rng(4)
-    n = 1500
-    d = pd.DataFrame({"a": rng.integers(0, 120, n), "b": rng.integers(0, 15, n),
-                      "x": rng.normal(size=n)})
-    d["y"] = (rng.normal(size=120)[d.a] + (0.3 * rng.normal(size=120))[d.a] * d.x
-              + rng.normal(size=15)[d.b] + d.x + rng.normal(size=n))
-    prob, _ = build_problem(formula, d)
+    prob, _ = build_problem(formula, _crossed_data())
     sysm = _System(prob)
     theta = sysm.start() * 0.7 + 0.05 * np.arange(sysm.n_theta)
     blk = sysm.factor(theta)
@@ -205,13 +210,7 @@ def test_block_gradient_equals_finite_differences(formula, reml):
     differences of the criterion; at a variance on its bound it defers to differences."""
     from coevidence.models.mixed._crossed import _fd_grad, _System
 
-    rng = np.random.default_rng(4)
-    n = 1500
-    d = pd.DataFrame({"a": rng.integers(0, 120, n), "b": rng.integers(0, 15, n),
-                      "x": rng.normal(size=n)})
-    d["y"] = (rng.normal(size=120)[d.a] + (0.3 * rng.normal(size=120))[d.a] * d.x
-              + rng.normal(size=15)[d.b] + d.x + rng.normal(size=n))
-    prob, _ = build_problem(formula, d)
+    prob, _ = build_problem(formula, _crossed_data())
     sysm = _System(prob)
     theta = sysm.start() * 0.7 + 0.05 * np.arange(sysm.n_theta)
     g = sysm.factor(theta).gradient(theta, reml)
