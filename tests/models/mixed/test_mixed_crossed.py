@@ -178,7 +178,7 @@ def _crossed_data() -> pd.DataFrame:
 def test_block_elimination_equals_the_full_factorisation(formula):
     """The block elimination of the first (largest) term gives the same deviance, solves,
     modes and conditional variances as the dense and the sparse-LU factorisations of A."""
-    from coevidence.models.mixed._crossed import _BlockFactor, _System
+    from coevidence.models.mixed._crossed_system import _BlockFactor, _System
 
     prob, _ = build_problem(formula, _crossed_data())
     sysm = _System(prob)
@@ -187,7 +187,7 @@ def test_block_elimination_equals_the_full_factorisation(formula):
     assert isinstance(blk, _BlockFactor)
     for dense_max in (10_000, 0):  # dense Cholesky of A, then sparse LU
         full_sys = _System(prob)
-        full_sys.__dict__[("_bw", dense_max)] = None  # force the full factorisation
+        full_sys._blockwise_pieces[dense_max] = None  # force the full factorisation
         full = full_sys.factor(theta, dense_max)
         for reml in (True, False):
             assert blk.deviance(reml) == pytest.approx(full.deviance(reml), rel=1e-12)
@@ -208,7 +208,8 @@ def test_block_elimination_equals_the_full_factorisation(formula):
 def test_block_gradient_equals_finite_differences(formula, reml):
     """The analytic gradient of the block factorisation (interior theta) against central
     differences of the criterion; at a variance on its bound it defers to differences."""
-    from coevidence.models.mixed._crossed import _fd_grad, _System
+    from coevidence.models.mixed._crossed import _fd_grad
+    from coevidence.models.mixed._crossed_system import _System
 
     prob, _ = build_problem(formula, _crossed_data())
     sysm = _System(prob)

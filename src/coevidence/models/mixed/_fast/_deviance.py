@@ -213,6 +213,7 @@ class Factor:
     Lm: np.ndarray  # lower Cholesky of the final (p+1) x (p+1) block
     ldL2: float  # log|L|^2
     ok: bool
+    wgrad: np.ndarray | None = None  # with group weights: d weight_logdet / d Lambda_0
 
     @property
     def p(self) -> int:
@@ -257,7 +258,8 @@ def factorize(blocks: Blocks, struct: Structure, lams: list[np.ndarray], keep: b
     """
     fac = _factorize(blocks, struct, lams, keep)
     if blocks.wg is not None and fac.ok:
-        fac.ldL2 += weight_logdet(blocks, lams[0])[0]
+        ld, fac.wgrad = weight_logdet(blocks, lams[0])
+        fac.ldL2 += ld
         fac.ok = bool(np.isfinite(fac.ldL2))
     return fac
 

@@ -67,8 +67,9 @@ def gradient_pieces(
     """
     S1, S2, S3, TF = _gradient_pieces(blocks, struct, lams, fac, reml, need_x)
     if blocks.wg is not None:
+        wgrad = fac.wgrad if fac.wgrad is not None else weight_logdet(blocks, lams[0])[1]
         S1 = list(S1)
-        S1[0] = S1[0] + 0.5 * weight_logdet(blocks, lams[0])[1].T
+        S1[0] = S1[0] + 0.5 * wgrad.T
     return S1, S2, S3, TF
 
 

@@ -21,34 +21,18 @@ optimiser and the Satterthwaite ingredients, with no result objects.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ....exceptions import ModelSpecificationError
+from .._blas import one_blas_thread
 from .._engine import EngineFit, MixedProblem
 from ._deviance import Blocks, precompute, with_outcome
 from ._structure import Structure, analyse
 from .engine import FastEngine, _AtVarpar
 
 __all__ = ["RefitEstimates", "Refitter", "refit_blocks", "wald_one"]
-
-_CONTROLLER = None
-
-
-def _blas_one():
-    """``engine._one_blas_thread`` with a cached threadpoolctl controller (the library scan that
-    ``threadpool_limits`` repeats on every call costs a few ms, as much as a small fit)."""
-    global _CONTROLLER
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
-
 
 class _LeanAt(_AtVarpar):
     """``_AtVarpar`` whose Satterthwaite pieces run under the caller's BLAS limit."""
@@ -170,7 +154,7 @@ class Refitter:
         """Fit outcome ``y``; ``start``: internal theta to start from (default: the engine's
         usual start, giving exactly a fresh fit's answer)."""
         problem = self.problem_for(y)
-        with _blas_one():
+        with one_blas_thread():
             blocks = refit_blocks(self.blocks, self.struct, problem)
             return self.engine._fit(problem, self.struct, blocks, start)
 
@@ -188,7 +172,7 @@ class Refitter:
         vcov and Satterthwaite ingredients are computed with exactly a fresh fit's operations.
         ``df_method``: ``"satterthwaite"`` (default), ``"residual"`` or ``"z"``.
         """
-        with _blas_one():
+        with one_blas_thread():
             return self._estimates(y, contrast, start, df_method)
 
     def refit_many(self, Y, contrast: np.ndarray | None = None, *, warm_start: bool = False,
@@ -200,7 +184,7 @@ class Refitter:
         """
         out: list[RefitEstimates] = []
         start = None
-        with _blas_one():
+        with one_blas_thread():
             for y in Y:
                 e = self._estimates(y, contrast, start, df_method)
                 out.append(e)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -10,6 +9,7 @@ import pandas as pd
 from scipy import linalg
 
 from ....exceptions import ConvergenceFailure, ModelSpecificationError
+from .._blas import one_blas_thread as _one_blas_thread
 from .._engine import EngineFit, MixedProblem
 from . import _fused
 from ._deviance import conditional_u, factorize, precompute, selected_inverse
@@ -40,23 +40,6 @@ class _Optimum(NamedTuple):
 SINGULAR_TOL = 1e-4
 
 
-def _one_blas_thread():
-    """Limit BLAS to one thread while fitting (threadpoolctl, if installed).
-
-    The engine's BLAS calls are thin (a few columns); extra BLAS threads gain nothing and, on a
-    machine whose cores are busy, spin-wait each other into 5-10x slower fits.
-    """
-    global _CONTROLLER
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    if _CONTROLLER is None:  # the library scan costs a few ms: once per process
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
-_CONTROLLER = None
 
 
 def _non_finite(problem: MixedProblem) -> str:
