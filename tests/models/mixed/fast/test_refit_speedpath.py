@@ -12,7 +12,7 @@ import pytest
 from scipy import optimize
 
 import coevidence as cv
-from coevidence.models.mixed._fast import _fused, _optimize
+from coevidence.models.mixed._fast import _evaluator, _fused, _optimize
 from coevidence.models.mixed._fast import _linalg as la
 from coevidence.models.mixed._fast._derivatives import (
     _steps,
@@ -77,7 +77,7 @@ def _thetas(struct):
 @pytest.mark.parametrize("formula", FORMULAS)
 def test_evaluator_matches_engine_deviance_and_gradient(formula, reml):
     _, struct, blocks = _setup(formula, reml)
-    ev = _fused.evaluator(blocks, struct, reml)
+    ev = _evaluator.evaluator(blocks, struct, reml)
     assert ev is not None
     for theta in _thetas(struct):
         lams = struct.lambdas(theta)
@@ -101,7 +101,7 @@ def test_evaluator_matches_engine_deviance_and_gradient(formula, reml):
 @pytest.mark.parametrize("formula", FORMULAS)
 def test_evaluator_matches_satterthwaite_criterion(formula, reml):
     problem, struct, blocks = _setup(formula, reml)
-    ev = _fused.evaluator(blocks, struct, reml)
+    ev = _evaluator.evaluator(blocks, struct, reml)
     lay = x_layout(struct, problem)
     k = len(lay.level) + 1
     rng = np.random.default_rng(2)
@@ -134,7 +134,7 @@ def test_evaluator_matches_satterthwaite_criterion(formula, reml):
 
 def test_evaluator_failed_factorisation_is_infinite():
     _, struct, blocks = _setup(FORMULAS[3], True)
-    ev = _fused.evaluator(blocks, struct, True)
+    ev = _evaluator.evaluator(blocks, struct, True)
     theta = struct.start() * np.nan
     d, g = ev.fg(theta)
     assert d == np.inf and np.all(g == 0.0)
@@ -146,16 +146,16 @@ def test_evaluator_not_used_where_it_does_not_apply(monkeypatch):
     df["region"] = (df["provider"].astype(int) // 5).astype(str)
     problem, _ = build_problem("y ~ time + (1 | org) + (1 | provider) + (1 | region)", df)
     struct, _ = analyse(problem)
-    assert _fused.evaluator(precompute(problem, struct), struct, True) is None
+    assert _evaluator.evaluator(precompute(problem, struct), struct, True) is None
     # numba switched off at run time
     problem, struct, blocks = _setup(FORMULAS[3], True)
     monkeypatch.setattr(la, "USE_NUMBA", False)
-    assert _fused.evaluator(blocks, struct, True) is None
+    assert _evaluator.evaluator(blocks, struct, True) is None
     monkeypatch.setattr(la, "USE_NUMBA", True)
     # group weights (Blocks.wg)
     blocks.__dict__["wg"] = np.ones(struct.levels[0].G)
     blocks.__dict__.pop("_evaluator_reml", None)
-    assert _fused.evaluator(blocks, struct, True) is None
+    assert _evaluator.evaluator(blocks, struct, True) is None
 
 
 def test_satterthwaite_pieces_numpy_path_agrees(monkeypatch):
@@ -167,7 +167,7 @@ def test_satterthwaite_pieces_numpy_path_agrees(monkeypatch):
     covs, s2 = covariances_from_varpar(res._fit.varpar, sizes)
     x0 = np.append(theta_from(covs, s2), np.sqrt(s2))
     V1, J1, H1 = satterthwaite_pieces(blocks, struct, problem, x0)
-    monkeypatch.setattr(_fused, "evaluator", lambda *a, **k: None)
+    monkeypatch.setattr(_evaluator, "evaluator", lambda *a, **k: None)
     V0, J0, H0 = satterthwaite_pieces(blocks, struct, problem, x0)
     np.testing.assert_allclose(V1, V0, rtol=1e-11)
     np.testing.assert_allclose(J1, J0, rtol=1e-9, atol=1e-12 * np.abs(J0).max())
@@ -218,11 +218,9 @@ def test_lean_refits_on_the_evaluator_match_fresh_fits(formula, reml):
     """Fits and lean refits both run on the fused evaluator: a refit gives a fresh fit's
     estimates bit for bit, its df (every coefficient's and the contrast's), log-likelihood,
     SEs, theta and diagnostics."""
-    from coevidence.models.mixed._fast import _fused
-
     res = cv.fit_mixed(formula, _panel(0), reml=reml)
     refitter = _refitter(res)
-    assert _fused.evaluator(refitter.blocks, refitter.struct, reml) is not None
+    assert _evaluator.evaluator(refitter.blocks, refitter.struct, reml) is not None
     names = list(res.params.index)
     L = np.zeros(len(names))
     L[names.index("time")] = 1.0
@@ -244,13 +242,11 @@ def test_lean_refits_on_the_evaluator_match_fresh_fits(formula, reml):
 
 def test_three_levels_refit_without_the_evaluator():
     """Three grouping levels: no fused evaluator; refits still equal fresh fits."""
-    from coevidence.models.mixed._fast import _fused
-
     df = _panel(0)
     df["region"] = (df["provider"].astype(int) // 5).astype(str)
     f = "y ~ time + (1 | org) + (1 | provider) + (1 | region)"
     refitter = _refitter(cv.fit_mixed(f, df))
-    assert _fused.evaluator(refitter.blocks, refitter.struct, True) is None
+    assert _evaluator.evaluator(refitter.blocks, refitter.struct, True) is None
     d3 = _panel(3).assign(region=df["region"])
     a = refitter.estimates(d3["y"].to_numpy())
     fresh = cv.fit_mixed(f, d3)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from . import _fused
+from . import _evaluator
 from ._deviance import Blocks, factorize
 from ._gradient import gradient_pieces
 from ._structure import Structure
@@ -126,16 +126,16 @@ def satterthwaite_pieces(blocks: Blocks, struct: Structure, problem, x0: np.ndar
 
     ``2 k + 1`` evaluations of the criterion and its gradient (the first one also gives the
     analytic Jacobian of vcov(beta)); with one or two levels (no group weights) each is a few
-    numba calls (:func:`._fused.evaluator`), otherwise :func:`criterion_and_gradient`.
+    numba calls (:func:`._evaluator.evaluator`), otherwise :func:`criterion_and_gradient`.
     """
     reml = bool(problem.reml)
     lay = x_layout(struct, problem)
     x0 = np.asarray(x0, dtype=float)
     k = len(x0)
     h = _steps(x0)
-    ev = _fused.evaluator(blocks, struct, reml)
+    ev = _evaluator.evaluator(blocks, struct, reml)
     if ev is not None:
-        # one or two levels: the same evaluations, a few numba calls each (_fused.Evaluator)
+        # one or two levels: the same evaluations, a few numba calls each (_evaluator.Evaluator)
         layout = lay.arrays()
         _, J, vcov = ev.jacobian(x0, layout)
         return vcov, J, ev.hessian(x0, h, layout)

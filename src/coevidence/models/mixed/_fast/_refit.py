@@ -14,7 +14,7 @@ diagnostics frames: it returns what a power simulation reads (:class:`RefitEstim
 
 For one or two nested levels without weights, every evaluation of the criterion and its
 analytic gradient -- of fits and refits alike -- is a few numba calls of
-:class:`._fused.Evaluator` (``FastEngine._optimum`` and
+:class:`._evaluator.Evaluator` (``FastEngine._optimum`` and
 :func:`._derivatives.satterthwaite_pieces` take it), so the lean path is that evaluator, the
 optimiser and the Satterthwaite ingredients, with no result objects.
 """

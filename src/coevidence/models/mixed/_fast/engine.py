@@ -11,7 +11,7 @@ from scipy import linalg
 from ....exceptions import ConvergenceFailure, ModelSpecificationError
 from .._blas import one_blas_thread as _one_blas_thread
 from .._engine import EngineFit, MixedProblem
-from . import _fused
+from . import _evaluator
 from ._deviance import conditional_u, factorize, precompute, selected_inverse
 from ._gradient import deviance_gradient
 from ._optimize import minimise
@@ -316,7 +316,7 @@ class FastEngine:
                 return np.inf, np.zeros_like(theta)
             return d, deviance_gradient(blocks, struct, lams, fac, reml)
 
-        ev = _fused.evaluator(blocks, struct, reml)
+        ev = _evaluator.evaluator(blocks, struct, reml)
         if ev is not None:  # one or two levels, no weights: the same criterion, fused
             dev_grad = ev.fg
 
